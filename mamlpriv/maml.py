@@ -1,0 +1,254 @@
+"""MAML written functionally: adaptation, the shared task gradient, noise hooks.
+
+Notation (paper section III-B). The meta-learner holds ``omega`` (a parameter dict).
+A task-learner adapts it on its support set with ``k`` SGD steps at rate ``alpha``::
+
+    theta_0 = omega,   theta_{j+1} = theta_j - alpha * (grad L(theta_j, D_s) + n_j)
+
+and shares the task gradient (paper eq. 2 and 4)::
+
+    g = d/d(omega) L(theta_k(omega), D_q) + n_v
+
+Second-order MAML differentiates through the adaptation, so for one step
+``g = (I - alpha * H_s(omega)) @ grad_theta L(theta_1, D_q)`` (the paper's eq. 6
+writes ``I + H``; with a descent step the sign is minus). First-order MAML treats
+``d theta / d omega`` as the identity: ``g = grad_theta L(theta_k, D_q)`` (eq. 7).
+
+Noise hooks (paper section IV-E): Gaussian noise with a mean and a standard
+deviation at four places -- the support images before adaptation, each adaptation
+gradient (``n_j`` above), the query images before validation, and the shared
+gradient (``n_v``). The paper calls sigma a variance; here it is the standard
+deviation. Noise is drawn from a ``torch.Generator`` by :func:`draw_noise` and passed
+in as plain tensors, so every function below is pure and vmappable over tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch.func import grad, grad_and_value, vmap
+
+from .data import TaskBatch
+from .models import Forward, Params
+
+
+@dataclass(frozen=True)
+class GaussianNoise:
+    """Additive Gaussian noise ``N(mean, std^2)``; ``std = mean = 0`` is no noise."""
+
+    mean: float = 0.0
+    std: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.std >= 0.0):
+            raise ValueError(f"noise std must be >= 0, got {self.std}")
+
+    @property
+    def active(self) -> bool:
+        return self.std > 0.0 or self.mean != 0.0
+
+
+@dataclass(frozen=True)
+class TaskNoise:
+    """Noise at the four places of paper section IV-E."""
+
+    support_data: GaussianNoise = field(default_factory=GaussianNoise)
+    adaptation_grad: GaussianNoise = field(default_factory=GaussianNoise)
+    query_data: GaussianNoise = field(default_factory=GaussianNoise)
+    validation_grad: GaussianNoise = field(default_factory=GaussianNoise)
+
+    @property
+    def active(self) -> bool:
+        return any(
+            n.active for n in (self.support_data, self.adaptation_grad, self.query_data, self.validation_grad)
+        )
+
+
+@dataclass(frozen=True)
+class MAMLConfig:
+    """Inner loop of MAML: ``inner_steps`` SGD steps at ``inner_lr``; ``first_order``
+    drops the second-order term (FOMAML)."""
+
+    inner_lr: float = 0.4
+    inner_steps: int = 1
+    first_order: bool = False
+
+    def __post_init__(self) -> None:
+        if not (self.inner_lr > 0):
+            raise ValueError(f"inner_lr must be > 0, got {self.inner_lr}")
+        if not isinstance(self.inner_steps, int) or self.inner_steps < 1:
+            raise ValueError(f"inner_steps must be an integer >= 1, got {self.inner_steps!r}")
+
+
+# A noise draw: optional entries "support" (like x_s), "query" (like x_q),
+# "adaptation" ({name: (steps, *shape)}) and "validation" ({name: shape}).
+NoiseDraw = dict
+
+
+def _gauss(n: GaussianNoise, shape: torch.Size, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+    return torch.randn(shape, generator=gen, dtype=dtype) * n.std + n.mean
+
+
+def draw_noise(
+    noise: TaskNoise,
+    params: Params,
+    support_shape: torch.Size,
+    query_shape: torch.Size,
+    inner_steps: int,
+    generator: torch.Generator,
+    tasks: int | None = None,
+) -> NoiseDraw:
+    """Draw the noise of ``noise`` for one task (or ``tasks`` tasks, stacked on a
+    leading axis). Inactive hooks are left out, so they are exactly the identity."""
+    lead = () if tasks is None else (tasks,)
+    dtype = next(iter(params.values())).dtype
+    out: NoiseDraw = {}
+    if noise.support_data.active:
+        out["support"] = _gauss(noise.support_data, torch.Size(lead + tuple(support_shape)), generator, dtype)
+    if noise.adaptation_grad.active:
+        out["adaptation"] = {
+            k: _gauss(noise.adaptation_grad, torch.Size(lead + (inner_steps,) + tuple(v.shape)), generator, dtype)
+            for k, v in params.items()
+        }
+    if noise.query_data.active:
+        out["query"] = _gauss(noise.query_data, torch.Size(lead + tuple(query_shape)), generator, dtype)
+    if noise.validation_grad.active:
+        out["validation"] = {
+            k: _gauss(noise.validation_grad, torch.Size(lead + tuple(v.shape)), generator, dtype)
+            for k, v in params.items()
+        }
+    return out
+
+
+def cross_entropy_loss(f: Forward, params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``f(params, x)`` against labels ``y``."""
+    return F.cross_entropy(f(params, x), y)
+
+
+def adapt(
+    f: Forward,
+    params: Params,
+    x_s: torch.Tensor,
+    y_s: torch.Tensor,
+    cfg: MAMLConfig,
+    adaptation_noise: Params | None = None,
+    steps: int | None = None,
+) -> Params:
+    """Inner loop (paper eq. 1 / 5): ``steps`` (default ``cfg.inner_steps``) SGD steps on
+    the support loss. ``adaptation_noise[name][j]`` is added to the j-th gradient.
+    Differentiable in ``params`` (second order) when called under ``torch.func.grad``."""
+    steps = cfg.inner_steps if steps is None else steps
+    theta = params
+    for j in range(steps):
+        g = grad(cross_entropy_loss, argnums=1)(f, theta, x_s, y_s)
+        if adaptation_noise is not None:
+            g = {k: g[k] + adaptation_noise[k][j] for k in g}
+        theta = {k: theta[k] - cfg.inner_lr * g[k] for k in theta}
+    return theta
+
+
+def task_gradient(
+    f: Forward,
+    params: Params,
+    x_s: torch.Tensor,
+    y_s: torch.Tensor,
+    x_q: torch.Tensor,
+    y_q: torch.Tensor,
+    cfg: MAMLConfig,
+    noise: NoiseDraw | None = None,
+) -> tuple[Params, torch.Tensor, torch.Tensor]:
+    """The gradient a task-learner shares (paper eq. 2/4), with the noise of ``noise``.
+
+    Returns ``(g, query_loss, query_accuracy)``; ``g`` has the shapes of ``params``.
+    """
+    noise = noise or {}
+    if "support" in noise:
+        x_s = x_s + noise["support"]
+    if "query" in noise:
+        x_q = x_q + noise["query"]
+    adaptation_noise = noise.get("adaptation")
+
+    def query_loss(theta: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = f(theta, x_q)
+        acc = (logits.argmax(-1) == y_q).to(logits.dtype).mean()
+        return F.cross_entropy(logits, y_q), acc
+
+    if cfg.first_order:
+        # g is the gradient at theta as an independent input; theta keeps its
+        # dependence on the support data, so attacks can differentiate through it.
+        theta = adapt(f, params, x_s, y_s, cfg, adaptation_noise)
+        g, (loss, acc) = grad_and_value(query_loss, has_aux=True)(theta)
+    else:
+
+        def outer(omega: Params) -> tuple[torch.Tensor, torch.Tensor]:
+            return query_loss(adapt(f, omega, x_s, y_s, cfg, adaptation_noise))
+
+        g, (loss, acc) = grad_and_value(outer, has_aux=True)(params)
+    if "validation" in noise:
+        g = {k: g[k] + noise["validation"][k] for k in g}
+    return g, loss, acc
+
+
+def meta_gradient(
+    f: Forward,
+    params: Params,
+    batch: TaskBatch,
+    cfg: MAMLConfig,
+    noise: NoiseDraw | None = None,
+    vectorize: bool = True,
+) -> tuple[Params, torch.Tensor, torch.Tensor]:
+    """Task gradients of a batch of tasks and their mean (paper eq. 3 with SGD/Adam).
+
+    ``noise`` holds per-task draws stacked on a leading axis (``draw_noise(..., tasks=T)``).
+    Returns ``(mean g, per-task query losses (T,), per-task accuracies (T,))``.
+    ``vectorize=True`` runs all tasks in one ``vmap``; ``False`` loops over them.
+    """
+    noise = noise or {}
+    if vectorize:
+
+        def one(xs, ys, xq, yq, nz):
+            return task_gradient(f, params, xs, ys, xq, yq, cfg, nz)
+
+        g, loss, acc = vmap(one)(batch.support_x, batch.support_y, batch.query_x, batch.query_y, noise)
+        return {k: v.mean(0) for k, v in g.items()}, loss, acc
+    gs, losses, accs = [], [], []
+    for i in range(len(batch)):
+        nz = _index_noise(noise, i)
+        g, loss, acc = task_gradient(f, params, *batch.task(i), cfg, nz)
+        gs.append(g)
+        losses.append(loss)
+        accs.append(acc)
+    mean = {k: torch.stack([g[k] for g in gs]).mean(0) for k in params}
+    return mean, torch.stack(losses), torch.stack(accs)
+
+
+def _index_noise(noise: NoiseDraw, i: int) -> NoiseDraw:
+    out: NoiseDraw = {}
+    for key, val in noise.items():
+        out[key] = {k: v[i] for k, v in val.items()} if isinstance(val, dict) else val[i]
+    return out
+
+
+@torch.no_grad()
+def _detached(params: Params) -> Params:
+    return {k: v.detach() for k, v in params.items()}
+
+
+def adapted_accuracy(
+    f: Forward,
+    params: Params,
+    batch: TaskBatch,
+    cfg: MAMLConfig,
+    steps: int | None = None,
+) -> torch.Tensor:
+    """Query accuracy of each task of ``batch`` after adapting on its support set
+    (``steps`` inner steps, default ``cfg.inner_steps``). Returns ``(T,)``."""
+    p = _detached(params)
+
+    def one(xs, ys, xq, yq):
+        theta = adapt(f, p, xs, ys, cfg, steps=steps)
+        return (f(theta, xq).argmax(-1) == yq).to(xq.dtype).mean()
+
+    return vmap(one)(batch.support_x, batch.support_y, batch.query_x, batch.query_y).detach()

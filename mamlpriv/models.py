@@ -1,0 +1,112 @@
+"""Models used as pure functions of a parameter dict.
+
+``ConvNet`` is the usual MAML backbone (Finn et al. 2017): four blocks of 3x3
+convolution, normalisation, ReLU and 2x2 max-pooling, then a linear head. ``MLP`` is
+a small fully connected alternative. Both are ``nn.Module`` s only to hold the
+architecture; training and attacks call them through
+``torch.func.functional_call(model, params, x)`` (see :func:`forward`).
+
+Normalisation. MAML's reference code uses BatchNorm in training mode, which
+normalises with the statistics of the current batch and keeps running averages.
+We avoid it: running statistics make the forward pass depend on earlier batches
+(the task gradient would not be a pure function of the task's data), and batch
+statistics couple the images of a batch, which blurs per-image questions such as
+membership and per-sample gradients (needed for DP). ``norm="group"`` uses
+GroupNorm, which normalises each image on its own (no state, no coupling between
+images) and keeps training stable; ``norm="none"`` drops normalisation, which is
+cheapest and is what gradient-inversion work usually attacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+Params = dict[str, torch.Tensor]
+Forward = Callable[[Params, torch.Tensor], torch.Tensor]
+NORMS = ("none", "group")
+
+
+class ConvNet(nn.Module):
+    """4 x [conv3x3(hidden) -> norm -> ReLU -> maxpool2] -> linear(ways).
+
+    Input ``(N, channels, 28, 28)``; spatial size 28 -> 14 -> 7 -> 3 -> 1, so the head
+    sees ``hidden`` features. Output logits ``(N, ways)``.
+    """
+
+    def __init__(self, ways: int, hidden: int = 32, channels: int = 1, norm: str = "none", image_size: int = 28):
+        super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        if ways < 2:
+            raise ValueError(f"ways must be >= 2, got {ways}")
+        if hidden < 1:
+            raise ValueError(f"hidden must be >= 1, got {hidden}")
+        blocks: list[nn.Module] = []
+        c_in = channels
+        size = image_size
+        for _ in range(4):
+            blocks.append(nn.Conv2d(c_in, hidden, 3, padding=1))
+            if norm == "group":
+                blocks.append(nn.GroupNorm(min(4, hidden), hidden))
+            blocks += [nn.ReLU(), nn.MaxPool2d(2)]
+            c_in = hidden
+            size //= 2
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Linear(hidden * size * size, ways)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))
+
+
+class MLP(nn.Module):
+    """Flatten -> [linear(hidden) -> ReLU] x layers -> linear(ways)."""
+
+    def __init__(self, ways: int, hidden: int = 64, layers: int = 2, in_features: int = 28 * 28):
+        super().__init__()
+        if ways < 2:
+            raise ValueError(f"ways must be >= 2, got {ways}")
+        mods: list[nn.Module] = [nn.Flatten()]
+        d = in_features
+        for _ in range(layers):
+            mods += [nn.Linear(d, hidden), nn.ReLU()]
+            d = hidden
+        mods.append(nn.Linear(d, ways))
+        self.net = nn.Sequential(*mods)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def build_model(arch: str, ways: int, **kwargs) -> nn.Module:
+    """``arch`` in ``{"conv", "mlp"}``; keyword arguments go to the constructor."""
+    if arch == "conv":
+        return ConvNet(ways, **kwargs)
+    if arch == "mlp":
+        return MLP(ways, **kwargs)
+    raise ValueError(f"arch must be 'conv' or 'mlp', got {arch!r}")
+
+
+def init_params(model: nn.Module, seed: int = 0, dtype: torch.dtype = torch.float32) -> Params:
+    """Fresh parameters of ``model`` (PyTorch's default init, seeded) as a plain dict."""
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        for m in model.modules():
+            if hasattr(m, "reset_parameters") and m is not model:
+                m.reset_parameters()
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return {k: v.detach().clone().to(dtype) for k, v in model.named_parameters()}
+
+
+def forward(model: nn.Module) -> Forward:
+    """The model as a pure function ``f(params, x) -> logits``."""
+
+    def f(params: Params, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, params, (x,))
+
+    return f
