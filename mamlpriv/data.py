@@ -3,8 +3,8 @@
 The data root is resolved in this order: the ``root`` argument, the environment
 variable ``MAMLPRIV_DATA``, then ``~/.cache/mamlpriv/data``. Files are read in the
 layout of ``torchvision.datasets.MNIST(root)`` (``<root>/MNIST/raw/*-ubyte``). If they
-are missing, torchvision's download is tried only when ``download=True``; otherwise
-(or if the download fails) a ``FileNotFoundError`` says where the files belong.
+are missing, torchvision's download is tried (unless ``download=False``); if that
+fails too (no network), a ``FileNotFoundError`` says where the files belong.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def load_dataset(
     name: str = "mnist",
     split: str = "train",
     root: str | os.PathLike | None = None,
-    download: bool = False,
+    download: bool = True,
 ) -> ImageDataset:
     """Load MNIST or Fashion-MNIST (``name`` in ``{"mnist", "fashion-mnist"}``).
 
@@ -109,8 +109,8 @@ def _missing_message(key: str, base: Path, detail: str) -> str:
         f"{DATASETS[key]} not found under {base}. Put the uncompressed IDX files "
         f"(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
         f"t10k-labels-idx1-ubyte) in {folder}, or point ${ENV_VAR} (or the root argument) "
-        f"at a folder that holds {DATASETS[key]}/raw/, or pass download=True on a machine "
-        f"with internet access. ({detail})"
+        f"at a folder that holds {DATASETS[key]}/raw/; on a machine with internet access, "
+        f"load_dataset(..., download=True) fetches them there. ({detail})"
     )
 
 

@@ -35,7 +35,7 @@ class TrainConfig:
     dataset: str = "mnist"
     arch: str = "conv"
     hidden: int = 32
-    norm: str = "none"
+    norm: str = "group"
     ways: int = 5
     shots: int = 1
     meta_batch: int = 4
