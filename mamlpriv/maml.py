@@ -24,6 +24,7 @@ in as plain tensors, so every function below is pure and vmappable over tasks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -122,9 +123,14 @@ def draw_noise(
     return out
 
 
-def cross_entropy_loss(f: Forward, params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of ``f(params, x)`` against labels ``y``."""
-    return F.cross_entropy(f(params, x), y)
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Classification accuracy for logits ``(N, C)``; NaN for other outputs (regression)."""
+    if out.dim() == 2 and y.dim() == 1 and not y.is_floating_point():
+        return (out.argmax(-1) == y).to(out.dtype).mean()
+    return torch.full((), float("nan"), dtype=out.dtype)
 
 
 def adapt(
@@ -135,14 +141,20 @@ def adapt(
     cfg: MAMLConfig,
     adaptation_noise: Params | None = None,
     steps: int | None = None,
+    loss: Loss = F.cross_entropy,
 ) -> Params:
     """Inner loop (paper eq. 1 / 5): ``steps`` (default ``cfg.inner_steps``) SGD steps on
     the support loss. ``adaptation_noise[name][j]`` is added to the j-th gradient.
-    Differentiable in ``params`` (second order) when called under ``torch.func.grad``."""
+    Differentiable in ``params`` (second order) when called under ``torch.func.grad``.
+    ``loss(outputs, targets)`` defaults to cross-entropy."""
     steps = cfg.inner_steps if steps is None else steps
+
+    def support_loss(theta: Params) -> torch.Tensor:
+        return loss(f(theta, x_s), y_s)
+
     theta = params
     for j in range(steps):
-        g = grad(cross_entropy_loss, argnums=1)(f, theta, x_s, y_s)
+        g = grad(support_loss)(theta)
         if adaptation_noise is not None:
             g = {k: g[k] + adaptation_noise[k][j] for k in g}
         theta = {k: theta[k] - cfg.inner_lr * g[k] for k in theta}
@@ -158,10 +170,13 @@ def task_gradient(
     y_q: torch.Tensor,
     cfg: MAMLConfig,
     noise: NoiseDraw | None = None,
+    loss: Loss = F.cross_entropy,
 ) -> tuple[Params, torch.Tensor, torch.Tensor]:
     """The gradient a task-learner shares (paper eq. 2/4), with the noise of ``noise``.
 
     Returns ``(g, query_loss, query_accuracy)``; ``g`` has the shapes of ``params``.
+    ``loss(outputs, targets)`` defaults to cross-entropy; the accuracy is NaN when the
+    outputs are not class logits.
     """
     noise = noise or {}
     if "support" in noise:
@@ -171,24 +186,49 @@ def task_gradient(
     adaptation_noise = noise.get("adaptation")
 
     def query_loss(theta: Params) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = f(theta, x_q)
-        acc = (logits.argmax(-1) == y_q).to(logits.dtype).mean()
-        return F.cross_entropy(logits, y_q), acc
+        out = f(theta, x_q)
+        return loss(out, y_q), _accuracy(out, y_q)
 
     if cfg.first_order:
         # g is the gradient at theta as an independent input; theta keeps its
         # dependence on the support data, so attacks can differentiate through it.
-        theta = adapt(f, params, x_s, y_s, cfg, adaptation_noise)
-        g, (loss, acc) = grad_and_value(query_loss, has_aux=True)(theta)
+        theta = adapt(f, params, x_s, y_s, cfg, adaptation_noise, loss=loss)
+        g, (value, acc) = grad_and_value(query_loss, has_aux=True)(theta)
     else:
 
         def outer(omega: Params) -> tuple[torch.Tensor, torch.Tensor]:
-            return query_loss(adapt(f, omega, x_s, y_s, cfg, adaptation_noise))
+            return query_loss(adapt(f, omega, x_s, y_s, cfg, adaptation_noise, loss=loss))
 
-        g, (loss, acc) = grad_and_value(outer, has_aux=True)(params)
+        g, (value, acc) = grad_and_value(outer, has_aux=True)(params)
     if "validation" in noise:
         g = {k: g[k] + noise["validation"][k] for k in g}
-    return g, loss, acc
+    return g, value, acc
+
+
+def task_gradients(
+    f: Forward,
+    params: Params,
+    batch: TaskBatch,
+    cfg: MAMLConfig,
+    noise: NoiseDraw | None = None,
+    vectorize: bool = True,
+) -> tuple[Params, torch.Tensor, torch.Tensor]:
+    """The task gradient of every task of ``batch``, stacked on a leading axis.
+
+    ``noise`` holds per-task draws stacked on a leading axis (``draw_noise(..., tasks=T)``).
+    Returns ``(g with shapes (T, *param.shape), query losses (T,), accuracies (T,))``.
+    ``vectorize=True`` runs all tasks in one ``vmap``; ``False`` loops over them.
+    """
+    noise = noise or {}
+    if vectorize:
+
+        def one(xs, ys, xq, yq, nz):
+            return task_gradient(f, params, xs, ys, xq, yq, cfg, nz)
+
+        return vmap(one)(batch.support_x, batch.support_y, batch.query_x, batch.query_y, noise)
+    out = [task_gradient(f, params, *batch.task(i), cfg, _index_noise(noise, i)) for i in range(len(batch))]
+    g = {k: torch.stack([o[0][k] for o in out]) for k in params}
+    return g, torch.stack([o[1] for o in out]), torch.stack([o[2] for o in out])
 
 
 def meta_gradient(
@@ -199,29 +239,12 @@ def meta_gradient(
     noise: NoiseDraw | None = None,
     vectorize: bool = True,
 ) -> tuple[Params, torch.Tensor, torch.Tensor]:
-    """Task gradients of a batch of tasks and their mean (paper eq. 3 with SGD/Adam).
+    """Mean task gradient of a batch (the meta-learner's update direction, paper eq. 3).
 
-    ``noise`` holds per-task draws stacked on a leading axis (``draw_noise(..., tasks=T)``).
     Returns ``(mean g, per-task query losses (T,), per-task accuracies (T,))``.
-    ``vectorize=True`` runs all tasks in one ``vmap``; ``False`` loops over them.
     """
-    noise = noise or {}
-    if vectorize:
-
-        def one(xs, ys, xq, yq, nz):
-            return task_gradient(f, params, xs, ys, xq, yq, cfg, nz)
-
-        g, loss, acc = vmap(one)(batch.support_x, batch.support_y, batch.query_x, batch.query_y, noise)
-        return {k: v.mean(0) for k, v in g.items()}, loss, acc
-    gs, losses, accs = [], [], []
-    for i in range(len(batch)):
-        nz = _index_noise(noise, i)
-        g, loss, acc = task_gradient(f, params, *batch.task(i), cfg, nz)
-        gs.append(g)
-        losses.append(loss)
-        accs.append(acc)
-    mean = {k: torch.stack([g[k] for g in gs]).mean(0) for k in params}
-    return mean, torch.stack(losses), torch.stack(accs)
+    g, loss, acc = task_gradients(f, params, batch, cfg, noise, vectorize)
+    return {k: v.mean(0) for k, v in g.items()}, loss, acc
 
 
 def _index_noise(noise: NoiseDraw, i: int) -> NoiseDraw:

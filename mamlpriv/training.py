@@ -80,10 +80,14 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """The trained parameters, the per-epoch history and a parameter snapshot at every
+    evaluated iteration (``snapshots[iteration]``, including 0)."""
+
     config: TrainConfig
     model: torch.nn.Module
     params: Params
     history: list[dict]
+    snapshots: dict[int, Params] = field(default_factory=dict)
 
     @property
     def forward(self) -> Forward:
@@ -143,6 +147,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
+def _load_params(folder: Path, iteration: int) -> Params:
+    return torch.load(folder / f"iter-{iteration:06d}.pt", map_location="cpu", weights_only=True)
+
+
 def meta_train(
     cfg: TrainConfig,
     out_dir: str | os.PathLike | None = None,
@@ -151,9 +159,10 @@ def meta_train(
 ) -> TrainResult:
     """Meta-train with Adam on the mean task gradient (paper eq. 3).
 
-    With ``out_dir``, writes ``checkpoint.pt``, ``log.jsonl`` and ``config.json`` there
-    after every epoch and resumes from an existing checkpoint of the same config
-    (a different config raises ``ValueError``).
+    With ``out_dir``, writes ``checkpoint.pt``, ``log.jsonl``, ``config.json`` and
+    ``snapshots/iter-NNNNNN.pt`` (the parameters) there after every epoch, and resumes
+    from an existing checkpoint of the same config (a different config raises
+    ``ValueError``); a finished run is loaded without training.
     """
     model = build_model(cfg.arch, cfg.ways, **cfg.model_kwargs())
     f = forward(model)
@@ -163,6 +172,7 @@ def meta_train(
     test = TaskSampler(load_dataset(cfg.dataset, "test", data_root), cfg.ways, cfg.shots)
     eval_steps = cfg.eval_inner_steps or cfg.inner_steps
     history: list[dict] = []
+    snapshots: dict[int, Params] = {}
     start = 0
 
     ckpt = log = None
@@ -180,6 +190,7 @@ def meta_train(
                     params[k].copy_(v)
             opt.load_state_dict(state["optimizer"])
             start, history = state["iteration"], state["history"]
+            snapshots = {h["iteration"]: _load_params(out / "snapshots", h["iteration"]) for h in history}
         _atomic_write_bytes(out / "config.json", lambda p: p.write_text(cfg_json))
 
     def record(it: int, losses: list[float], accs: list[float], elapsed: float) -> None:
@@ -195,7 +206,11 @@ def meta_train(
                 "train_seconds": elapsed,
             }
         )
+        snapshots[it] = {k: v.detach().clone() for k, v in params.items()}
         if ckpt is not None:
+            folder = ckpt.parent / "snapshots"
+            folder.mkdir(exist_ok=True)
+            _atomic_write_bytes(folder / f"iter-{it:06d}.pt", lambda p: torch.save(snapshots[it], p))
             _save_checkpoint(ckpt, params, opt, it, history, cfg)
             _write_log(log, history)
 
@@ -236,4 +251,4 @@ def meta_train(
             bar.set_postfix(test_acc=f"{history[-1]['test_acc']:.3f}")
             losses, accs = [], []
     bar.close()
-    return TrainResult(cfg, model, {k: v.detach() for k, v in params.items()}, history)
+    return TrainResult(cfg, model, {k: v.detach() for k, v in params.items()}, history, snapshots)

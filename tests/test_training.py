@@ -45,6 +45,14 @@ def test_training_is_deterministic_and_resumes_exactly(tmp_path, monkeypatch):
 
     for k in full.params:
         assert torch.equal(full.params[k], resumed.params[k])
+    assert sorted(resumed.snapshots) == [0, 3, 6]
+    for it in (0, 3, 6):
+        assert all(torch.equal(full.snapshots[it][k], resumed.snapshots[it][k]) for k in full.params)
+    assert all(torch.equal(full.snapshots[6][k], full.params[k]) for k in full.params)
+    assert not any(torch.equal(full.snapshots[0][k], full.snapshots[3][k]) for k in full.params)
+    # a finished run is loaded, not retrained
+    again = meta_train(cfg, tmp_path / "full", progress=False)
+    assert again.history == full.history and sorted(again.snapshots) == [0, 3, 6]
     strip = lambda hs: [{k: v for k, v in h.items() if k != "train_seconds"} for h in hs]  # noqa: E731
     assert strip(full.history) == strip(resumed.history)
 
