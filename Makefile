@@ -51,4 +51,4 @@ bench: setup
 	$(BIN)/python bench/maml_speed.py
 
 clean:
-	rm -rf book/_build book/*.ipynb
+	rm -rf book/_build book/*.ipynb runs

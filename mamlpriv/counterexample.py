@@ -56,6 +56,7 @@ DataSet = tuple[torch.Tensor, torch.Tensor]
 
 __all__ = [
     "AlternativeTask",
+    "FAILURES",
     "SingleNeuron",
     "alternative_task_family",
     "construct_alternative_task",
@@ -270,7 +271,8 @@ class AlternativeTask:
     ``support``: ``M_s`` as ``(x, y)``. ``query``: the reconstructed one-sample
     ``M_q`` as ``(x, y)``, or ``None`` when ``ok`` is false. ``theta``: the adapted
     parameters ``[a', b']`` (2,) under ``M_s``. ``g_prime``: ``A^{-1} g`` (2,), NaN
-    when ``A`` is singular. ``reason``: why the construction failed ("" when ``ok``).
+    when ``A`` is singular. ``reason``: why the construction failed ("" when ``ok``);
+    ``failure``: the same as a short code, one of ``FAILURES`` ("" when ``ok``).
     """
 
     support: DataSet
@@ -279,6 +281,10 @@ class AlternativeTask:
     g_prime: torch.Tensor
     ok: bool
     reason: str = ""
+    failure: str = ""
+
+
+FAILURES = ("singular", "zero-entry", "inactive-query", "same-support")
 
 
 def _same_set(p: DataSet, q: DataSet) -> bool:
@@ -300,6 +306,7 @@ def _build(g: torch.Tensor, w: torch.Tensor, alpha: float, m_support: DataSet) -
         return AlternativeTask(
             m_support, None, theta, torch.full((2,), float("nan"), dtype=DT), False,
             f"A = I - alpha*H(w; M_s) is singular (det = {det:.3g}); g' = A^-1 g does not exist",
+            "singular",
         )
     nonzero, g_prime = nonzero_condition(g, w, alpha, m_support)
     if not nonzero:
@@ -312,6 +319,7 @@ def _build(g: torch.Tensor, w: torch.Tensor, alpha: float, m_support: DataSet) -
             m_support, None, theta, g_prime, False,
             f"g' = A^-1 g = [{g_prime[0]:.3g}, {g_prime[1]:.3g}] has a zero entry{why}; "
             "the one-sample query set cannot be read off",
+            "zero-entry",
         )
     # One active sample at theta' = (a', b') has gradient 2 r [x_q, 1], r = a' x_q + b' - y_q.
     x_q = g_prime[0] / g_prime[1]
@@ -321,6 +329,7 @@ def _build(g: torch.Tensor, w: torch.Tensor, alpha: float, m_support: DataSet) -
             m_support, None, theta, g_prime, False,
             f"the reconstructed query sample x_q = {x_q:.3g} is inactive at the adapted "
             f"parameters (a' x_q + b' = {z_q:.3g} <= 0), so it would give a zero gradient",
+            "inactive-query",
         )
     y_q = z_q - g_prime[1] / 2.0
     return AlternativeTask(m_support, (x_q.reshape(1), y_q.reshape(1)), theta, g_prime, True, "")
@@ -380,7 +389,8 @@ def alternative_task_family(
         task = _build(g, w, alpha, m_support)
         if _same_set(support, m_support):
             task = AlternativeTask(
-                m_support, None, task.theta, task.g_prime, False, "candidate equals the task's own support set D_s"
+                m_support, None, task.theta, task.g_prime, False,
+                "candidate equals the task's own support set D_s", "same-support",
             )
         out.append(task)
     return out

@@ -147,6 +147,22 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
+_CODE_FILES = ("data.py", "models.py", "maml.py", "training.py")
+
+
+def run_folder(run_dir: str | os.PathLike, cfg: TrainConfig) -> Path:
+    """A folder under ``run_dir`` for the run of ``cfg``: named by a hash of the config
+    and of the library code that training depends on, so that any change to either
+    starts a new run instead of reusing a stale one."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    for name in _CODE_FILES:
+        h.update((Path(__file__).parent / name).read_bytes())
+    order = "fo" if cfg.first_order else "so"
+    return Path(run_dir) / f"{cfg.dataset}-{cfg.ways}w{cfg.shots}s-{order}{cfg.inner_steps}-{h.hexdigest()[:12]}"
+
+
 def _load_params(folder: Path, iteration: int) -> Params:
     return torch.load(folder / f"iter-{iteration:06d}.pt", map_location="cpu", weights_only=True)
 

@@ -59,17 +59,14 @@ profile = "quick"  # "quick" (laptop CPU, about a minute and a half) or "paper"
 inner_lr = 0.4  # alpha
 inner_steps = 1  # k, for the second-order run and the first first-order run
 fo_long_steps = 5  # k for a second first-order run
-run_dir = None  # a folder makes the runs resumable (checkpoint + log per epoch)
+run_dir = "../runs"  # resumable runs, shared between chapters; None keeps nothing on disk
 
 # %%
-import time
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from mamlpriv.plots import learning_curves
-from mamlpriv.training import TrainConfig, meta_train
+from mamlpriv.training import TrainConfig, meta_train, run_folder
 
 PROFILES = {
     "quick": dict(iterations=1000, epoch_iterations=100, eval_tasks=200),
@@ -95,7 +92,9 @@ variants = [  # (label, first_order, k)
 # with 32 channels and GroupNorm, meta-batch of 4 tasks, Adam at 1e-3). They differ only
 # in whether the gradient carries the Hessian terms and in the number of inner steps
 # $k$. After every epoch, accuracy is measured on held-out tasks drawn from the test
-# split, adapting with the same inner loop as in training.
+# split, adapting with the same inner loop as in training. Each run is written to a
+# folder under `run_dir` named by a hash of its configuration and of the training code,
+# so an interrupted run resumes and the next chapter reuses the trained models.
 
 # %% tags=["remove-stderr"]
 runs, configs = {}, {}
@@ -104,7 +103,7 @@ for label, first_order, k in variants:
         dataset=dataset, ways=ways, shots=shots, seed=seed, inner_lr=inner_lr,
         inner_steps=k, first_order=first_order, **settings,
     )
-    out = None if run_dir is None else Path(run_dir) / f"{profile}-{dataset}-{ways}w{shots}s-{'fo' if first_order else 'so'}{k}-seed{seed}"
+    out = None if run_dir is None else run_folder(run_dir, cfg)
     runs[label] = meta_train(cfg, out_dir=out).history
     configs[label] = cfg
 

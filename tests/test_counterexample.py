@@ -190,9 +190,12 @@ def test_random_cases_are_often_ok_and_all_ok_ones_reproduce_g():
         task = construct_alternative_task(w, alpha, D_s, D_q, M_s)
         if task.ok:
             check_alternative(w, alpha, D_s, D_q, task)
+            assert task.failure == ""
             reasons["ok"] += 1
         else:
             assert task.query is None and task.reason
+            code = {"zero entry": "zero-entry", "inactive": "inactive-query", "singular": "singular"}
+            assert [c for phrase, c in code.items() if phrase in task.reason] == [task.failure]
             # generically g' has no zero entry unless g = 0 (no query sample active)
             assert "zero entry" not in task.reason or "itself zero" in task.reason
             reasons["zero entry" if "zero entry" in task.reason else "inactive" if "inactive" in task.reason

@@ -5,7 +5,7 @@ import torch
 
 import mamlpriv.training as training
 from mamlpriv.metrics import mean_ci95
-from mamlpriv.training import TrainConfig, load_checkpoint, meta_train
+from mamlpriv.training import TrainConfig, load_checkpoint, meta_train, run_folder
 
 SMALL = dict(arch="mlp", hidden=16, iterations=6, epoch_iterations=3, eval_tasks=10, meta_batch=2)
 
@@ -81,3 +81,10 @@ def test_meta_training_improves_few_shot_accuracy():
 def test_bad_train_config_raises(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_run_folder_depends_on_config(tmp_path):
+    a, b = TrainConfig(**SMALL), TrainConfig(**{**SMALL, "seed": 1})
+    assert run_folder(tmp_path, a) == run_folder(tmp_path, TrainConfig(**SMALL))
+    assert run_folder(tmp_path, a) != run_folder(tmp_path, b)
+    assert run_folder(tmp_path, a).parent == tmp_path
