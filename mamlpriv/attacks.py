@@ -1,0 +1,295 @@
+"""Membership-inference attacks on the query and the support set (paper section IV).
+
+Threat model (section IV-A): a passive meta-learner holds the meta-parameters
+``omega`` and one shared task gradient ``g``; it wants to know whether a target image
+``x0`` was in that task's query set (query attack) or support set (support attack).
+The adversary knows the task's labels (the labels 0..ways-1 of every slot: a task's
+labels are balanced and ordered by construction here, so this is the standard
+assumption of gradient-inversion work; they could also be read off the last layer's
+gradient) and, for the support attack only, the task's query set (the paper's
+stronger adversary, section IV-D).
+
+Both attacks reconstruct a batch by gradient matching {Geiping et al. 2020}: the slot
+of the target starts at ``x0`` (the target image is the prior), the other slots start
+as noise, and Adam minimises (paper eq. 9 / 10)::
+
+    1 - cos(g_hat(x), g) + tv_weight * TV(x),      pixels clamped to [0, 1]
+
+where ``g_hat`` is
+
+- query attack: ``grad_omega L(omega, x)`` -- the adapted parameters are approximated
+  by ``omega`` itself (eq. 9);
+- support attack: the simulated task gradient with ``x`` as the support set and the
+  known query set, differentiated through the adaptation (eq. 10); second order by
+  default, first order when ``maml.first_order``.
+
+The membership score is ``SSIM(x0, x*[slot])``: a member stays close to its prior, a
+non-member is pulled towards the real image of that slot. :func:`decide` thresholds it.
+
+Independent trials are optimised together: every tensor carries a leading trial axis
+and the per-trial gradients are computed with ``torch.func.vmap``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import grad, vmap
+
+from .maml import MAMLConfig, task_gradient
+from .models import Forward, Params
+
+INITS = ("uniform", "gaussian", "gray")
+SCHEDULES = ("cosine", "constant")
+
+
+@dataclass(frozen=True)
+class _AttackConfig:
+    iterations: int = 200
+    lr: float = 0.1
+    schedule: str = "cosine"
+    tv_weight: float = 1e-3
+    init: str = "uniform"
+    restarts: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.iterations, int) or self.iterations < 1:
+            raise ValueError(f"iterations must be an integer >= 1, got {self.iterations!r}")
+        if not (self.lr > 0) or not math.isfinite(self.lr):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not (self.tv_weight >= 0) or not math.isfinite(self.tv_weight):
+            raise ValueError(f"tv_weight must be a finite number >= 0, got {self.tv_weight!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if not isinstance(self.restarts, int) or self.restarts < 1:
+            raise ValueError(f"restarts must be an integer >= 1, got {self.restarts!r}")
+
+
+@dataclass(frozen=True)
+class QueryAttackConfig(_AttackConfig):
+    """Hyper-parameters of the query attack (paper eq. 9). ``init`` fills the slots other
+    than the target's; ``restarts`` runs that many noise draws per trial and keeps the
+    one with the lowest final matching loss."""
+
+
+@dataclass(frozen=True)
+class SupportAttackConfig(_AttackConfig):
+    """Hyper-parameters of the support attack (paper eq. 10); as for the query attack."""
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """``reconstruction``: ``(T, N, C, H, W)``; ``scores``: SSIM of the target slot
+    ``(T,)``; ``loss``: the matching objective per trial, ``(T, iterations)``."""
+
+    reconstruction: torch.Tensor
+    scores: torch.Tensor
+    loss: torch.Tensor
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Anisotropic total variation of images ``(..., N, C, H, W)``: the mean absolute
+    difference of vertically and horizontally adjacent pixels, averaged over the N
+    images. Returns ``(...)``."""
+    dh = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(-3, -2, -1))
+    dw = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(-3, -2, -1))
+    return (dh + dw).mean(-1)
+
+
+def _flat(p: Params) -> torch.Tensor:
+    return torch.cat([v.reshape(-1) for v in p.values()])
+
+
+def _init_batch(
+    x0: torch.Tensor, slot: torch.Tensor, n: int, init: str, generator: torch.Generator
+) -> torch.Tensor:
+    """``(T, n, C, H, W)``: noise everywhere, ``x0[t]`` in slot ``slot[t]``."""
+    t = x0.shape[0]
+    shape = (t, n) + tuple(x0.shape[1:])
+    if init == "uniform":
+        x = torch.rand(shape, generator=generator, dtype=x0.dtype)
+    elif init == "gaussian":
+        x = (0.5 + 0.25 * torch.randn(shape, generator=generator, dtype=x0.dtype)).clamp(0, 1)
+    else:
+        x = torch.full(shape, 0.5, dtype=x0.dtype)
+    x[torch.arange(t), slot] = x0
+    return x
+
+
+def _optimise(objective, x_init: torch.Tensor, cfg: _AttackConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adam on ``x`` (pixels clamped to [0, 1]) minimising ``objective(x) -> (T,)``
+    summed over trials. Returns the final ``x`` and the loss history ``(T, iterations)``."""
+    x = x_init.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=cfg.lr)
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.iterations)
+        if cfg.schedule == "cosine"
+        else None
+    )
+    history = []
+    for _ in range(cfg.iterations):
+        opt.zero_grad(set_to_none=True)
+        per_trial = objective(x)
+        per_trial.sum().backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        with torch.no_grad():
+            x.clamp_(0.0, 1.0)
+        history.append(per_trial.detach())
+    return x.detach(), torch.stack(history, dim=1)
+
+
+def _run(objective_for, x0, slot, n, cfg: _AttackConfig, generator) -> AttackResult:
+    """Restarts: ``objective_for(r)`` gives the per-trial objective for the trial axis
+    repeated ``r`` times; keep, per trial, the restart with the lowest final loss."""
+    t = x0.shape[0]
+    r = cfg.restarts
+    x_init = _init_batch(x0.repeat(r, *[1] * (x0.dim() - 1)), slot.repeat(r), n, cfg.init, generator)
+    x, hist = _optimise(objective_for(r), x_init, cfg)
+    best = hist[:, -1].view(r, t).argmin(0)  # (T,)
+    pick = best * t + torch.arange(t)
+    x, hist = x[pick], hist[pick]
+    scores = ssim_scores(x0, x[torch.arange(t), slot])
+    return AttackResult(reconstruction=x, scores=scores, loss=hist)
+
+
+def _rep(v: torch.Tensor, r: int) -> torch.Tensor:
+    return v.repeat(r, *[1] * (v.dim() - 1))
+
+
+def _matching(g_hat: torch.Tensor, target: torch.Tensor, x: torch.Tensor, tv_weight: float) -> torch.Tensor:
+    return 1 - F.cosine_similarity(g_hat, target, dim=1, eps=1e-30) + tv_weight * total_variation(x)
+
+
+def query_objective(f: Forward, params: Params, target: torch.Tensor, y: torch.Tensor, tv_weight: float):
+    """Per-trial objective of the query attack (paper eq. 9) as a function of the
+    candidate batches ``x`` ``(T, N, C, H, W)`` -> ``(T,)``: ``1 - cos(grad_omega
+    L(omega, x_t, y_t), target_t) + tv_weight * TV(x_t)``. ``target``: ``(T, P)`` flat
+    shared gradients; ``y``: ``(T, N)``."""
+
+    def per_trial_grad(x: torch.Tensor, yt: torch.Tensor) -> torch.Tensor:
+        return _flat(grad(lambda q: F.cross_entropy(f(q, x), yt))(params))
+
+    def objective(x: torch.Tensor) -> torch.Tensor:
+        return _matching(vmap(per_trial_grad)(x, y), target, x, tv_weight)
+
+    return objective
+
+
+def support_objective(
+    f: Forward,
+    params: Params,
+    target: torch.Tensor,
+    y_s: torch.Tensor,
+    x_q: torch.Tensor,
+    y_q: torch.Tensor,
+    maml: MAMLConfig,
+    tv_weight: float,
+):
+    """Per-trial objective of the support attack (paper eq. 10) as a function of the
+    candidate support batches ``x`` ``(T, N, C, H, W)`` -> ``(T,)``: the task gradient is
+    simulated with ``x`` as the support set and the known query set ``(x_q, y_q)``,
+    through the adaptation of ``maml``."""
+
+    def simulated(xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor) -> torch.Tensor:
+        return _flat(task_gradient(f, params, xs, ys, xq, yq, maml)[0])
+
+    def objective(x: torch.Tensor) -> torch.Tensor:
+        return _matching(vmap(simulated)(x, y_s, x_q, y_q), target, x, tv_weight)
+
+    return objective
+
+
+def query_attack(
+    f: Forward,
+    params: Params,
+    g: Params,
+    y_q: torch.Tensor,
+    x0: torch.Tensor,
+    slot: torch.Tensor,
+    cfg: QueryAttackConfig = QueryAttackConfig(),
+    generator: torch.Generator | None = None,
+) -> AttackResult:
+    """Query attack (paper eq. 9) on ``T`` trials at once.
+
+    ``params``: omega (shared by the trials); ``g``: the shared task gradients, each
+    entry ``(T, *param.shape)``; ``y_q``: the query labels ``(T, N)``; ``x0``: the
+    targets ``(T, C, H, W)``; ``slot``: where each target is tested ``(T,)``.
+    """
+    _check_shapes(g, y_q, x0, slot)
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    p = {k: v.detach() for k, v in params.items()}
+    target = torch.cat([v.reshape(v.shape[0], -1) for v in g.values()], dim=1).detach()
+
+    def objective_for(r: int):
+        return query_objective(f, p, _rep(target, r), _rep(y_q, r), cfg.tv_weight)
+
+    return _run(objective_for, x0, slot, y_q.shape[1], cfg, gen)
+
+
+def support_attack(
+    f: Forward,
+    params: Params,
+    g: Params,
+    y_s: torch.Tensor,
+    x_q: torch.Tensor,
+    y_q: torch.Tensor,
+    x0: torch.Tensor,
+    slot: torch.Tensor,
+    maml: MAMLConfig,
+    cfg: SupportAttackConfig = SupportAttackConfig(),
+    generator: torch.Generator | None = None,
+) -> AttackResult:
+    """Support attack (paper eq. 10) on ``T`` trials at once: the adversary also holds the
+    query sets ``x_q`` ``(T, N_q, C, H, W)`` with labels ``y_q`` and simulates the task
+    gradient of a candidate support batch (labels ``y_s`` ``(T, N)``) with the inner loop
+    of ``maml``. Other arguments as in :func:`query_attack`.
+    """
+    _check_shapes(g, y_s, x0, slot)
+    if x_q.shape[0] != x0.shape[0] or y_q.shape[:1] != x_q.shape[:1]:
+        raise ValueError("x_q and y_q must have one entry per trial")
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    p = {k: v.detach() for k, v in params.items()}
+    target = torch.cat([v.reshape(v.shape[0], -1) for v in g.values()], dim=1).detach()
+
+    def objective_for(r: int):
+        return support_objective(f, p, _rep(target, r), _rep(y_s, r), _rep(x_q, r), _rep(y_q, r), maml, cfg.tv_weight)
+
+    return _run(objective_for, x0, slot, y_s.shape[1], cfg, gen)
+
+
+def _check_shapes(g: Params, y: torch.Tensor, x0: torch.Tensor, slot: torch.Tensor) -> None:
+    t = x0.shape[0]
+    if y.dim() != 2 or y.shape[0] != t:
+        raise ValueError(f"labels must have shape (trials, N) with trials={t}, got {tuple(y.shape)}")
+    if slot.shape != (t,) or bool((slot < 0).any()) or bool((slot >= y.shape[1]).any()):
+        raise ValueError(f"slot must have shape ({t},) with values in [0, {y.shape[1]}), got {slot.tolist()}")
+    for k, v in g.items():
+        if v.shape[0] != t:
+            raise ValueError(f"g[{k!r}] must have a leading trial axis of size {t}, got {tuple(v.shape)}")
+
+
+def ssim_scores(x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """SSIM (scikit-image, data range 1) between each target and its reconstruction,
+    images ``(T, C, H, W)`` in [0, 1]. Returns ``(T,)`` float64."""
+    from skimage.metrics import structural_similarity
+
+    a = x0.detach().to(torch.float64).numpy()
+    b = x.detach().to(torch.float64).numpy()
+    vals = [
+        structural_similarity(a[i], b[i], data_range=1.0, channel_axis=0)
+        for i in range(a.shape[0])
+    ]
+    return torch.tensor(np.asarray(vals, dtype=np.float64))
+
+
+def decide(scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Member iff ``score > threshold`` (section IV-C)."""
+    return torch.as_tensor(scores) > threshold

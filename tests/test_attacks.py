@@ -1,0 +1,166 @@
+"""Membership-inference attacks: gradients of the matching objectives, optimisation,
+the game, and the acceptance check of the query attack on MNIST."""
+
+import pytest
+import torch
+
+from mamlpriv.attacks import (
+    QueryAttackConfig, SupportAttackConfig, query_attack, query_objective, ssim_scores,
+    support_attack, support_objective, total_variation,
+)
+from mamlpriv.data import load_dataset
+from mamlpriv.experiments import GameConfig, play
+from mamlpriv.maml import MAMLConfig, task_gradient
+from mamlpriv.metrics import roc_auc
+from mamlpriv.models import ConvNet, MLP, forward, init_params
+
+DT = torch.float64
+
+
+class TinyImageMLP(MLP):
+    """An MLP on 1x3x3 images, small enough for finite differences."""
+
+    def __init__(self):
+        super().__init__(2, hidden=3, layers=1, in_features=9)
+
+
+def tiny_setup(seed=0, first_order=False):
+    model = TinyImageMLP()
+    f, p = forward(model), init_params(model, seed=seed, dtype=DT)
+    gen = torch.Generator().manual_seed(seed)
+    xs, xq = torch.rand(2, 1, 3, 3, generator=gen, dtype=DT), torch.rand(2, 1, 3, 3, generator=gen, dtype=DT)
+    y = torch.tensor([0, 1])
+    maml = MAMLConfig(0.5, 1, first_order)
+    g, _, _ = task_gradient(f, p, xs, y, xq, y, maml)
+    target = torch.cat([v.reshape(1, -1) for v in g.values()], dim=1)
+    return f, p, xs, xq, y, maml, target
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_support_objective_gradient_matches_finite_differences(first_order):
+    f, p, xs, xq, y, maml, target = tiny_setup(1, first_order)
+    obj = support_objective(f, p, target, y[None], xq[None], y[None], maml, tv_weight=1e-2)
+    x = torch.rand(1, 2, 1, 3, 3, generator=torch.Generator().manual_seed(5), dtype=DT).requires_grad_()
+    (gx,) = torch.autograd.grad(obj(x).sum(), x)
+    assert float(gx.abs().max()) > 1e-4  # the candidate support images do move the objective
+    eps = 1e-6
+    for i in range(gx.numel()):
+        e = torch.zeros_like(x).flatten()
+        e[i] = eps
+        e = e.view_as(x)
+        fd = (obj(x.detach() + e) - obj(x.detach() - e)).sum() / (2 * eps)
+        assert float(gx.flatten()[i]) == pytest.approx(float(fd), abs=1e-7, rel=1e-5)
+
+
+def test_query_objective_gradient_matches_finite_differences():
+    f, p, xs, xq, y, maml, target = tiny_setup(2)
+    obj = query_objective(f, p, target, y[None], tv_weight=1e-2)
+    x = torch.rand(1, 2, 1, 3, 3, generator=torch.Generator().manual_seed(6), dtype=DT).requires_grad_()
+    (gx,) = torch.autograd.grad(obj(x).sum(), x)
+    eps = 1e-6
+    for i in range(0, gx.numel(), 2):
+        e = torch.zeros_like(x).flatten()
+        e[i] = eps
+        fd = (obj(x.detach() + e.view_as(x)) - obj(x.detach() - e.view_as(x))).sum() / (2 * eps)
+        assert float(gx.flatten()[i]) == pytest.approx(float(fd), abs=1e-7, rel=1e-5)
+
+
+def test_support_objective_is_zero_at_the_true_support_set():
+    f, p, xs, xq, y, maml, target = tiny_setup(3)
+    obj = support_objective(f, p, target, y[None], xq[None], y[None], maml, tv_weight=0.0)
+    assert float(obj(xs[None])) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_total_variation_by_hand():
+    x = torch.zeros(1, 1, 3, 3)
+    x[0, 0, 1, 1] = 1.0  # one bright pixel: 2 vertical and 2 horizontal unit steps
+    assert float(total_variation(x[None])) == pytest.approx(2 / 6 + 2 / 6)
+    assert total_variation(torch.rand(4, 2, 1, 5, 5)).shape == (4,)
+
+
+def test_ssim_scores_identity_and_noise():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(3, 1, 28, 28, generator=gen)
+    s = ssim_scores(a, a)
+    assert torch.allclose(s, torch.ones(3, dtype=DT))
+    assert float(ssim_scores(a, torch.rand(3, 1, 28, 28, generator=gen)).max()) < 0.2
+
+
+@pytest.fixture(scope="module")
+def mnist_test():
+    return load_dataset("mnist", "test")
+
+
+def conv_net(ways=3, seed=0):
+    model = ConvNet(ways, norm="none")
+    return forward(model), init_params(model, seed=seed)
+
+
+def test_matching_loss_decreases(mnist_test):
+    f, p = conv_net()
+    res = play(f, p, mnist_test, GameConfig(target="query", trials=4, seed=3), MAMLConfig(0.1),
+               QueryAttackConfig(iterations=30))
+    first, last = res.loss[:, 0], res.loss[:, -1]  # (trials,)
+    assert bool((last < first).all()), (first, last)
+    assert res.reconstructions.shape == (4, 3, 1, 28, 28)
+    assert 0 <= float(res.reconstructions.min()) and float(res.reconstructions.max()) <= 1
+
+
+def test_support_matching_loss_decreases_on_average(mnist_test):
+    """Through ReLU and max-pooling the second-order gradient is piecewise in the support
+    pixels, so single trials fluctuate; on average over trials and the last iterations
+    the matching loss must still go down (inner rate 0.5, where the support set matters)."""
+    f, p = conv_net()
+    res = play(f, p, mnist_test, GameConfig(target="support", trials=6, seed=3), MAMLConfig(0.5),
+               SupportAttackConfig(iterations=40))
+    assert float(res.loss[:, -10:].mean()) < 0.9 * float(res.loss[:, 0].mean()), res.loss[:, [0, -1]]
+
+
+def test_game_records_and_members(mnist_test, tmp_path):
+    f, p = conv_net()
+    res = play(f, p, mnist_test, GameConfig(trials=6, seed=4, game="strict"), MAMLConfig(0.1),
+               QueryAttackConfig(iterations=2))
+    assert int(res.members.sum()) == 3 and len(res.records) == 6
+    for r in res.records:
+        idx = r["target_index"]
+        assert torch.equal(res.targets[r["trial"]], mnist_test.images[idx])
+        # strict game: the target always has the class of the slot it is tested in
+        classes = [int(c) for c in r["classes"].split("-")]
+        assert int(mnist_test.labels[idx]) == classes[r["slot"]]  # 1-shot: slot j holds label j
+    res.save(tmp_path / "g.csv")
+    res.save(tmp_path / "g.json")
+    assert (tmp_path / "g.csv").read_text().count("\n") == 7
+
+
+def test_query_attack_auc_on_untrained_conv_net(mnist_test):
+    """Acceptance: MNIST 3-way 1-shot, untrained conv net, 40 trials of the paper's game."""
+    f, p = conv_net()
+    res = play(f, p, mnist_test, GameConfig(target="query", game="paper", ways=3, shots=1, trials=40, seed=1),
+               MAMLConfig(0.1, 1, False), QueryAttackConfig(iterations=200))
+    assert roc_auc(res.scores, res.members) >= 0.80
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"iterations": 0}, "iterations"), ({"lr": -1.0}, "lr"), ({"tv_weight": -1e-3}, "tv_weight"),
+     ({"init": "zeros"}, "init"), ({"schedule": "step"}, "schedule"), ({"restarts": 0}, "restarts")],
+)
+def test_bad_attack_parameters_raise(kwargs, match):
+    for cls in (QueryAttackConfig, SupportAttackConfig):
+        with pytest.raises(ValueError, match=match):
+            cls(**kwargs)
+
+
+def test_bad_game_parameters_raise(mnist_test):
+    with pytest.raises(ValueError, match="trials"):
+        GameConfig(trials=5)
+    with pytest.raises(ValueError, match="game"):
+        GameConfig(game="loose")
+    with pytest.raises(ValueError, match="target"):
+        GameConfig(target="both")
+    f, p = conv_net()
+    with pytest.raises(ValueError, match="SupportAttackConfig"):
+        play(f, p, mnist_test, GameConfig(target="support", trials=2), MAMLConfig(0.1), QueryAttackConfig())
+    with pytest.raises(ValueError, match="slot"):
+        g = {k: v[None] for k, v in p.items()}
+        query_attack(f, p, g, torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 1, 28, 28), torch.tensor([3]))
