@@ -163,3 +163,70 @@ def play(
         for t in range(game.trials)
     ]
     return GameResult(game, records, res.scores, members, x0, res.reconstruction, slots, res.loss)
+
+
+_VALIDATION = 1_000_003  # seed offset of validation trials: never the same tasks as test trials
+
+
+def evaluate_cell(
+    f: Forward,
+    params: Params,
+    dataset: ImageDataset,
+    game: GameConfig,
+    maml: MAMLConfig,
+    attack: QueryAttackConfig | SupportAttackConfig | None = None,
+    validation_trials: int = 100,
+    noise: TaskNoise | None = None,
+) -> dict:
+    """One cell of Tables I-II: calibrate the SSIM threshold on ``validation_trials``
+    separate trials (other seeds), then play ``game`` and report the metrics at that
+    threshold (accuracy, recall, precision, AUC, TPR at 1% and 10% FPR).
+
+    Returns ``{"metrics": ..., "validation": ..., "records": [...]}`` where each record
+    carries its prediction."""
+    from .metrics import best_threshold, membership_metrics
+
+    val_game = GameConfig(game.target, game.game, game.ways, game.shots, validation_trials, game.seed + _VALIDATION)
+    val = play(f, params, dataset, val_game, maml, attack, noise)
+    threshold = best_threshold(val.scores, val.members)
+    test = play(f, params, dataset, game, maml, attack, noise)
+    records = [dict(r, prediction=bool(r["score"] > threshold)) for r in test.records]
+    return {
+        "metrics": membership_metrics(test.scores, test.members, threshold),
+        "validation": membership_metrics(val.scores, val.members, threshold),
+        "records": records,
+    }
+
+
+# data size (images in the attacked set) -> (ways, shots) used for Tables III-IV
+RUNTIME_SHAPES = {3: (3, 1), 5: (5, 1), 10: (5, 2), 15: (5, 3), 20: (5, 4)}
+
+
+def attack_runtime(target: str, size: int, iterations: int, trials: int, dataset: ImageDataset,
+                   inner_lr: float = 0.1) -> float:
+    """Seconds per trial of one attack (Tables III-IV): ``trials`` trials batched, an
+    untrained conv net (4x32, no norm), attacked sets of ``size`` images, default attack
+    settings but ``iterations``. Only the attack's optimisation is timed."""
+    import time
+
+    from .models import ConvNet, forward, init_params
+
+    if size not in RUNTIME_SHAPES:
+        raise ValueError(f"size must be one of {sorted(RUNTIME_SHAPES)}, got {size}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    ways, shots = RUNTIME_SHAPES[size]
+    model = ConvNet(ways, norm="none")
+    f, p = forward(model), init_params(model, seed=0)
+    sampler = TaskSampler(dataset, ways, shots)
+    batch = stack_tasks([sampler.sample(derive_seed(size, t)) for t in range(trials)])
+    maml = MAMLConfig(inner_lr, 1, False)
+    g, _, _ = task_gradients(f, p, batch, maml)
+    slot = torch.zeros(trials, dtype=torch.long)
+    t0 = time.perf_counter()
+    if target == "query":
+        query_attack(f, p, g, batch.query_y, batch.query_x[:, 0], slot, QueryAttackConfig(iterations=iterations))
+    else:
+        support_attack(f, p, g, batch.support_y, batch.query_x, batch.query_y, batch.support_x[:, 0], slot, maml,
+                       SupportAttackConfig(iterations=iterations))
+    return (time.perf_counter() - t0) / trials

@@ -28,3 +28,23 @@ def learning_curves(histories: Mapping[str, Sequence[dict]], ax: Axes | None = N
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     return ax
+
+
+def attack_samples(rows, title: str | None = None):
+    """Figure 4 of the paper: each row is ``(label, target image, reconstruction, score)``;
+    the target (the attack's input) is drawn left, the reconstruction of its slot right.
+    Images are ``(1, H, W)`` or ``(H, W)`` in [0, 1]. Returns the figure."""
+    rows = list(rows)
+    fig, axes = plt.subplots(len(rows), 2, figsize=(3.2, 1.6 * len(rows)), squeeze=False)
+    for (label, x0, rec, score), (a, b) in zip(rows, axes):
+        for ax, img in ((a, x0), (b, rec)):
+            ax.imshow(img.reshape(img.shape[-2], img.shape[-1]), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        a.set_ylabel(label, fontsize=8)
+        b.set_title(f"SSIM {score:.2f}", fontsize=8)
+    axes[0][0].set_title("input (target)", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
