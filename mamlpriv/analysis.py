@@ -178,7 +178,7 @@ def swap_cosines(
 
 
 # The appendix's single-neuron counterexample (Proposition 3.1), re-exported.
-from .counterexample import (  # noqa: E402
+from .counterexample import (  # noqa: E402, F401 (re-exported)
     AlternativeTask,
     SingleNeuron,
     alternative_task_family,

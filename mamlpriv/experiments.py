@@ -230,3 +230,27 @@ def attack_runtime(target: str, size: int, iterations: int, trials: int, dataset
         support_attack(f, p, g, batch.support_y, batch.query_x, batch.query_y, batch.support_x[:, 0], slot, maml,
                        SupportAttackConfig(iterations=iterations))
     return (time.perf_counter() - t0) / trials
+
+
+def write_result(path: str | os.PathLike, script: str, args: dict, **content) -> None:
+    """Write a result file (JSON) with its provenance: the script and its arguments, the
+    git commit, the machine, torch's version and the date; written atomically."""
+    import datetime
+    import platform
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "mamlpriv"], capture_output=True, text=True).stdout)
+    out = {
+        "provenance": {
+            "script": script, "args": args, "git_commit": commit, "library_modified_since_commit": dirty,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
+            "torch": torch.__version__, "date": datetime.date.today().isoformat(),
+        },
+        **content,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    os.replace(tmp, path)

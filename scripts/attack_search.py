@@ -9,19 +9,15 @@ Each setting is scored by ROC AUC and best accuracy on ``--trials`` validation t
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
 import json
-import platform
-import subprocess
 import time
-from pathlib import Path
 
 import torch
 
 from mamlpriv.attacks import QueryAttackConfig, SupportAttackConfig
 from mamlpriv.data import load_dataset
-from mamlpriv.experiments import _VALIDATION, GameConfig, play
+from mamlpriv.experiments import write_result, _VALIDATION, GameConfig, play
 from mamlpriv.maml import MAMLConfig
 from mamlpriv.metrics import best_threshold, classification_at_threshold, roc_auc
 from mamlpriv.models import ConvNet, forward, init_params
@@ -59,14 +55,9 @@ def main() -> None:
                "seconds": time.perf_counter() - t0}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    out = {"provenance": {"script": "scripts/attack_search.py", "args": vars(args), "git_commit": commit,
-                          "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-                          "date": datetime.date.today().isoformat(), "torch": torch.__version__},
-           "setting": "MNIST test split, 3-way 1-shot, conv net 4x32 no norm, paper's game, validation seeds",
-           "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    write_result(args.out, "scripts/attack_search.py", vars(args),
+                 setting="MNIST test split, 3-way 1-shot, conv net 4x32 no norm, paper's game, validation seeds",
+                 rows=rows)
 
 
 if __name__ == "__main__":

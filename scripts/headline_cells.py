@@ -9,18 +9,14 @@ trials per cell. Writes one JSON file with provenance and per-trial records.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
-import subprocess
 import time
-from pathlib import Path
 
 import torch
 
 from mamlpriv.attacks import QueryAttackConfig, SupportAttackConfig
 from mamlpriv.data import load_dataset
-from mamlpriv.experiments import GameConfig, evaluate_cell
+from mamlpriv.experiments import write_result, GameConfig, evaluate_cell
 from mamlpriv.maml import MAMLConfig
 from mamlpriv.models import ConvNet, forward, init_params
 from mamlpriv.training import TrainConfig, meta_train, run_folder
@@ -33,6 +29,8 @@ def main() -> None:
     ap.add_argument("--validation", type=int, default=100)
     ap.add_argument("--inner-lr", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--query-restarts", type=int, default=1)
+    ap.add_argument("--targets", nargs="+", default=["query", "support"], choices=["query", "support"])
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -44,9 +42,11 @@ def main() -> None:
     maml = MAMLConfig(args.inner_lr)
     cells = []
     for target, params, stage, attack in (
-        ("query", init_params(ConvNet(3, norm="none"), seed=args.seed), 0, QueryAttackConfig()),
+        ("query", init_params(ConvNet(3, norm="none"), seed=args.seed), 0, QueryAttackConfig(restarts=args.query_restarts)),
         ("support", res.snapshots[args.support_stage], args.support_stage, SupportAttackConfig()),
     ):
+        if target not in args.targets:
+            continue
         for game in ("paper", "strict"):
             t0 = time.perf_counter()
             r = evaluate_cell(f, params, data, GameConfig(target, game, 3, 1, args.trials, args.seed), maml, attack,
@@ -54,14 +54,9 @@ def main() -> None:
             cells.append({"target": target, "game": game, "stage": stage, "attack": attack.__dict__,
                           "seconds": time.perf_counter() - t0, **r})
             print(target, game, stage, json.dumps(r["metrics"]), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    out = {"provenance": {"script": "scripts/headline_cells.py", "args": vars(args), "git_commit": commit,
-                          "machine": f"{platform.machine()}, 2 threads", "torch": torch.__version__,
-                          "date": datetime.date.today().isoformat()},
-           "setting": "MNIST test split, 3-way 1-shot, conv net 4x32 no norm, inner rate 0.1, one inner step",
-           "training": cfg.to_dict(), "cells": cells}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    write_result(args.out, "scripts/headline_cells.py", vars(args),
+                 setting="MNIST test split, 3-way 1-shot, conv net 4x32 no norm, inner rate 0.1, one inner step",
+                 training=cfg.to_dict(), cells=cells)
 
 
 if __name__ == "__main__":

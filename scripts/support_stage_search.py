@@ -10,19 +10,15 @@ each requested snapshot and attack setting.
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
 import json
-import platform
-import subprocess
 import time
-from pathlib import Path
 
 import torch
 
 from mamlpriv.attacks import SupportAttackConfig
 from mamlpriv.data import load_dataset
-from mamlpriv.experiments import _VALIDATION, GameConfig, play
+from mamlpriv.experiments import write_result, _VALIDATION, GameConfig, play
 from mamlpriv.maml import MAMLConfig
 from mamlpriv.metrics import best_threshold, classification_at_threshold, roc_auc
 from mamlpriv.models import forward
@@ -58,14 +54,9 @@ def main() -> None:
                "seconds": time.perf_counter() - t0}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    out = {"provenance": {"script": "scripts/support_stage_search.py", "args": vars(args), "git_commit": commit,
-                          "machine": f"{platform.machine()}, 2 threads", "torch": torch.__version__,
-                          "date": datetime.date.today().isoformat()},
-           "setting": "MNIST test split, 3-way 1-shot, conv net 4x32 no norm, paper's game, validation seeds",
-           "training": cfg.to_dict(), "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    write_result(args.out, "scripts/support_stage_search.py", vars(args),
+                 setting="MNIST test split, 3-way 1-shot, conv net 4x32 no norm, paper's game, validation seeds",
+                 training=cfg.to_dict(), rows=rows)
 
 
 if __name__ == "__main__":

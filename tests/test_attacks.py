@@ -6,7 +6,7 @@ import torch
 
 from mamlpriv.attacks import (
     QueryAttackConfig, SupportAttackConfig, query_attack, query_objective, ssim_scores,
-    support_attack, support_objective, total_variation,
+    support_objective, total_variation,
 )
 from mamlpriv.data import load_dataset
 from mamlpriv.experiments import GameConfig, play
