@@ -239,8 +239,16 @@ def write_result(path: str | os.PathLike, script: str, args: dict, **content) ->
     import platform
     import subprocess
 
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "mamlpriv"], capture_output=True, text=True).stdout)
+    here = Path(__file__).resolve().parent
+
+    def git(*cmd: str) -> str:
+        try:
+            return subprocess.run(["git", *cmd], capture_output=True, text=True, cwd=here).stdout.strip()
+        except OSError:  # no git on this machine
+            return ""
+
+    commit = git("rev-parse", "HEAD") or "unknown (not a git checkout)"
+    dirty = bool(git("status", "--porcelain", "."))
     out = {
         "provenance": {
             "script": script, "args": args, "git_commit": commit, "library_modified_since_commit": dirty,

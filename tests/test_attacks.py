@@ -164,3 +164,17 @@ def test_bad_game_parameters_raise(mnist_test):
     with pytest.raises(ValueError, match="slot"):
         g = {k: v[None] for k, v in p.items()}
         query_attack(f, p, g, torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 1, 28, 28), torch.tensor([3]))
+
+
+def test_write_result_records_provenance(tmp_path):
+    import json
+
+    from mamlpriv.experiments import write_result
+
+    write_result(tmp_path / "r" / "x.json", "scripts/x.py", {"a": 1}, rows=[{"auc": 0.5}])
+    out = json.loads((tmp_path / "r" / "x.json").read_text())
+    prov = out["provenance"]
+    assert prov["script"] == "scripts/x.py" and prov["args"] == {"a": 1}
+    assert (len(prov["git_commit"]) == 40 or prov["git_commit"].startswith("unknown")) and prov["date"] and prov["torch"]
+    assert isinstance(prov["library_modified_since_commit"], bool)
+    assert out["rows"] == [{"auc": 0.5}] and not list((tmp_path / "r").glob("*.tmp"))
