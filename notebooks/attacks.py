@@ -146,6 +146,51 @@ print(f"{P['trials']} test trials ({P['trials'] // 2} members) and {P['validatio
 headline.round(3)
 
 # %% [markdown]
+# ### The same cell at paper scale
+#
+# The numbers above come from the profile this page was built with. The paper-scale run
+# of this cell (100 test trials with 50 members, threshold from 100 separate validation
+# trials, MNIST 3-way 1-shot; `scripts/headline_cells.py`) is stored in
+# `results/attacks/` with its provenance and read back here:
+
+# %%
+import json
+from pathlib import Path
+
+stored = sorted(Path("../results/attacks").glob("headline-mnist-3w1s*.json"))
+rows = []
+for path in stored:
+    res = json.loads(path.read_text())
+    for c in res["cells"]:
+        m = c["metrics"]
+        ref = paper.PAPER_TABLES[c["target"]]["mnist"][(3, 1)]
+        rows.append({"file": path.name, "attack": c["target"], "game": c["game"], "stage": c["stage"],
+                     "restarts": c["attack"]["restarts"], "accuracy": round(m["accuracy"], 3),
+                     "paper accuracy": ref[0] if c["game"] == "paper" else None, "AUC": round(m["auc"], 3),
+                     "TPR@1%FPR": round(m["tpr_at_1pct_fpr"], 3), "commit": res["provenance"]["git_commit"][:8]})
+pd.DataFrame(rows).set_index(["file", "attack", "game"]) if rows else print("no stored paper-scale results")
+
+# %% [markdown]
+# The attack settings were chosen on validation trials only (never on the test trials
+# above); every setting tried is stored and shown here, best validation AUC first:
+
+# %%
+searched = []
+for path in sorted(Path("../results/attacks").glob("search-*.json")):
+    res = json.loads(path.read_text())
+    target = "support" if "support" in path.name else "query"
+    for r in res["rows"]:
+        searched.append({"attack": target, **{k: v for k, v in r.items() if k != "seconds"}, "file": path.name})
+searched = pd.DataFrame(searched)
+searched.sort_values(["attack", "auc"], ascending=[True, False]).round(3) if len(searched) else None
+
+# %% [markdown]
+# At paper scale our query attack reaches a lower accuracy than the paper's 0.92 on this
+# cell and our support attack a lower one than its 0.79 (see the table for the exact
+# numbers and the AUC); the settings searched on validation trials are in
+# `results/attacks/search-*.json`. Closing these gaps is open work.
+
+# %% [markdown]
 # ## Figure 4: what the attacks do
 #
 # Input (the target, used as the prior) and output (the reconstruction of its slot) for
