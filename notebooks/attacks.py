@@ -180,7 +180,8 @@ for path in sorted(Path("../results/attacks").glob("search-*.json")):
     res = json.loads(path.read_text())
     target = "support" if "support" in path.name else "query"
     for r in res["rows"]:
-        searched.append({"attack": target, **{k: v for k, v in r.items() if k != "seconds"}, "file": path.name})
+        searched.append({"attack": target, "inner_lr": res["provenance"]["args"].get("inner_lr"),
+                         **{k: v for k, v in r.items() if k != "seconds"}, "file": path.name})
 searched = pd.DataFrame(searched)
 searched.sort_values(["attack", "auc"], ascending=[True, False]).round(3) if len(searched) else None
 
