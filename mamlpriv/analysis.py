@@ -29,6 +29,7 @@ from torch.func import grad, jvp, vmap
 
 from .data import ImageDataset, Task, TaskBatch, stack_tasks
 from .maml import Loss, MAMLConfig, task_gradients
+from .metrics import flat_rows
 from .models import Forward, Params
 
 SWAPS = ("same-class", "other-class", "noise")
@@ -80,11 +81,6 @@ def decompose(
     return Decomposition(g=u, query_part=v, support_part={k: u[k] - v[k] for k in u})
 
 
-def _flat_rows(p: Params) -> torch.Tensor:
-    """Stacked dict ``{name: (T, ...)}`` -> ``(T, P)``."""
-    return torch.cat([v.reshape(v.shape[0], -1) for v in p.values()], dim=1)
-
-
 def _row_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.cosine_similarity(a, b, dim=1, eps=1e-30)
 
@@ -98,7 +94,7 @@ def decomposition_stats(f: Forward, params: Params, batch: TaskBatch, cfg: MAMLC
         d = decompose(f, p, xs, ys, xq, yq, cfg)
         return d.g, d.query_part, d.support_part
 
-    g, q, s = (_flat_rows(t) for t in vmap(one)(batch.support_x, batch.support_y, batch.query_x, batch.query_y))
+    g, q, s = (flat_rows(t) for t in vmap(one)(batch.support_x, batch.support_y, batch.query_x, batch.query_y))
     return {
         "support_share": (s.norm(dim=1) / g.norm(dim=1)).detach(),
         "cos_fo": _row_cosine(g, q).detach(),
@@ -161,7 +157,7 @@ def swap_cosines(
     gen = torch.Generator().manual_seed(seed)
     p = {k: v.detach() for k, v in params.items()}
     batch = stack_tasks(tasks)
-    base = _flat_rows(task_gradients(f, p, batch, cfg)[0])
+    base = flat_rows(task_gradients(f, p, batch, cfg)[0])
     out = {}
     for which in SETS:
         for kind in SWAPS:
@@ -172,7 +168,7 @@ def swap_cosines(
                 new if which == "query" else batch.query_x,
                 batch.query_y,
             )
-            g = _flat_rows(task_gradients(f, p, swapped, cfg)[0])
+            g = flat_rows(task_gradients(f, p, swapped, cfg)[0])
             out[(which, kind)] = _row_cosine(base, g).detach()
     return out
 

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch.func import grad, vmap
 
 from .maml import MAMLConfig, task_gradient
+from .metrics import flat, flat_rows
 from .models import Forward, Params
 
 INITS = ("uniform", "gaussian", "gray")
@@ -104,10 +105,6 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     dh = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(-3, -2, -1))
     dw = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(-3, -2, -1))
     return (dh + dw).mean(-1)
-
-
-def _flat(p: Params) -> torch.Tensor:
-    return torch.cat([v.reshape(-1) for v in p.values()])
 
 
 def _init_batch(
@@ -179,7 +176,7 @@ def query_objective(f: Forward, params: Params, target: torch.Tensor, y: torch.T
     shared gradients; ``y``: ``(T, N)``."""
 
     def per_trial_grad(x: torch.Tensor, yt: torch.Tensor) -> torch.Tensor:
-        return _flat(grad(lambda q: F.cross_entropy(f(q, x), yt))(params))
+        return flat(grad(lambda q: F.cross_entropy(f(q, x), yt))(params))
 
     def objective(x: torch.Tensor) -> torch.Tensor:
         return _matching(vmap(per_trial_grad)(x, y), target, x, tv_weight)
@@ -203,7 +200,7 @@ def support_objective(
     through the adaptation of ``maml``."""
 
     def simulated(xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor) -> torch.Tensor:
-        return _flat(task_gradient(f, params, xs, ys, xq, yq, maml)[0])
+        return flat(task_gradient(f, params, xs, ys, xq, yq, maml)[0])
 
     def objective(x: torch.Tensor) -> torch.Tensor:
         return _matching(vmap(simulated)(x, y_s, x_q, y_q), target, x, tv_weight)
@@ -230,7 +227,7 @@ def query_attack(
     _check_shapes(g, y_q, x0, slot)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     p = {k: v.detach() for k, v in params.items()}
-    target = torch.cat([v.reshape(v.shape[0], -1) for v in g.values()], dim=1).detach()
+    target = flat_rows(g).detach()
 
     def objective_for(r: int):
         return query_objective(f, p, _rep(target, r), _rep(y_q, r), cfg.tv_weight)
@@ -261,7 +258,7 @@ def support_attack(
         raise ValueError("x_q and y_q must have one entry per trial")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     p = {k: v.detach() for k, v in params.items()}
-    target = torch.cat([v.reshape(v.shape[0], -1) for v in g.values()], dim=1).detach()
+    target = flat_rows(g).detach()
 
     def objective_for(r: int):
         return support_objective(f, p, _rep(target, r), _rep(y_s, r), _rep(x_q, r), _rep(y_q, r), maml, cfg.tv_weight)

@@ -23,6 +23,11 @@ def flat(params: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([v.reshape(-1) for v in params.values()])
 
 
+def flat_rows(params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Stacked parameter dict ``{name: (T, ...)}`` -> ``(T, P)``, one flat vector per row."""
+    return torch.cat([v.reshape(v.shape[0], -1) for v in params.values()], dim=1)
+
+
 def cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     """Cosine similarity of two parameter dicts with the same keys, as flat vectors."""
     fa, fb = flat(a), flat({k: b[k] for k in a})
