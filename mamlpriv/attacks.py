@@ -56,6 +56,7 @@ class _AttackConfig:
     tv_weight: float = 1e-2
     init: str = "uniform"
     restarts: int = 1
+    hold: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.iterations, int) or self.iterations < 1:
@@ -70,6 +71,8 @@ class _AttackConfig:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if not isinstance(self.restarts, int) or self.restarts < 1:
             raise ValueError(f"restarts must be an integer >= 1, got {self.restarts!r}")
+        if not isinstance(self.hold, int) or not 0 <= self.hold < self.iterations:
+            raise ValueError(f"hold must be an integer in [0, iterations={self.iterations}), got {self.hold!r}")
 
 
 @dataclass(frozen=True)
@@ -123,10 +126,17 @@ def _init_batch(
     return x
 
 
-def _optimise(objective, x_init: torch.Tensor, cfg: _AttackConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def _optimise(
+    objective, x_init: torch.Tensor, slot: torch.Tensor, cfg: _AttackConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Adam on ``x`` (pixels clamped to [0, 1]) minimising ``objective(x) -> (T,)``
-    summed over trials. Returns the final ``x`` and the loss history ``(T, iterations)``."""
+    summed over trials; during the first ``cfg.hold`` iterations the target slot
+    ``slot`` ``(T,)`` is held at its prior and only the other slots move. Returns the
+    final ``x`` and the loss history ``(T, iterations)``."""
     x = x_init.clone().requires_grad_(True)
+    held = torch.zeros(x.shape[:2], dtype=x.dtype)
+    held[torch.arange(x.shape[0]), slot] = 1.0
+    free = (1.0 - held).view(*x.shape[:2], *[1] * (x.dim() - 2))
     opt = torch.optim.Adam([x], lr=cfg.lr)
     sched = (
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.iterations)
@@ -134,10 +144,12 @@ def _optimise(objective, x_init: torch.Tensor, cfg: _AttackConfig) -> tuple[torc
         else None
     )
     history = []
-    for _ in range(cfg.iterations):
+    for it in range(cfg.iterations):
         opt.zero_grad(set_to_none=True)
         per_trial = objective(x)
         per_trial.sum().backward()
+        if it < cfg.hold:
+            x.grad.mul_(free)
         opt.step()
         if sched is not None:
             sched.step()
@@ -153,7 +165,7 @@ def _run(objective_for, x0, slot, n, cfg: _AttackConfig, generator) -> AttackRes
     t = x0.shape[0]
     r = cfg.restarts
     x_init = _init_batch(x0.repeat(r, *[1] * (x0.dim() - 1)), slot.repeat(r), n, cfg.init, generator)
-    x, hist = _optimise(objective_for(r), x_init, cfg)
+    x, hist = _optimise(objective_for(r), x_init, slot.repeat(r), cfg)
     best = hist[:, -1].view(r, t).argmin(0)  # (T,)
     pick = best * t + torch.arange(t)
     x, hist = x[pick], hist[pick]

@@ -165,6 +165,11 @@ def play(
     return GameResult(game, records, res.scores, members, x0, res.reconstruction, slots, res.loss)
 
 
+# The network every attack experiment uses (Tables I-IV, Figures 4-12): conv net 4x32
+# without normalisation, stride-2 convolutions instead of max-pooling (Finn et al.'s
+# Omniglot network). ``ConvNet(ways, **ATTACK_NET)``, ``TrainConfig(..., **ATTACK_NET)``.
+ATTACK_NET = {"hidden": 32, "norm": "none", "pool": "stride"}
+
 _VALIDATION = 1_000_003  # seed offset of validation trials: never the same tasks as test trials
 
 
@@ -205,7 +210,7 @@ RUNTIME_SHAPES = {3: (3, 1), 5: (5, 1), 10: (5, 2), 15: (5, 3), 20: (5, 4)}
 def attack_runtime(target: str, size: int, iterations: int, trials: int, dataset: ImageDataset,
                    inner_lr: float = 0.1) -> float:
     """Seconds per trial of one attack (Tables III-IV): ``trials`` trials batched, an
-    untrained conv net (4x32, no norm), attacked sets of ``size`` images, default attack
+    untrained :data:`ATTACK_NET`, attacked sets of ``size`` images, default attack
     settings but ``iterations``. Only the attack's optimisation is timed."""
     import time
 
@@ -216,7 +221,7 @@ def attack_runtime(target: str, size: int, iterations: int, trials: int, dataset
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     ways, shots = RUNTIME_SHAPES[size]
-    model = ConvNet(ways, norm="none")
+    model = ConvNet(ways, **ATTACK_NET)
     f, p = forward(model), init_params(model, seed=0)
     sampler = TaskSampler(dataset, ways, shots)
     batch = stack_tasks([sampler.sample(derive_seed(size, t)) for t in range(trials)])

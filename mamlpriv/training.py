@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .data import TaskSampler, derive_seed, load_dataset
 from .maml import GaussianNoise, MAMLConfig, TaskNoise, adapted_accuracy, draw_noise, meta_gradient
 from .metrics import mean_ci95
-from .models import Forward, Params, build_model, forward, init_params
+from .models import NORMS, POOLS, Forward, Params, build_model, forward, init_params
 
 # Stream tags for derive_seed, so that no two kinds of draw share a seed.
 _TRAIN, _EVAL, _NOISE = 0, 1, 2
@@ -36,6 +36,7 @@ class TrainConfig:
     arch: str = "conv"
     hidden: int = 32
     norm: str = "group"
+    pool: str = "max"
     ways: int = 5
     shots: int = 1
     meta_batch: int = 4
@@ -59,13 +60,19 @@ class TrainConfig:
         if self.eval_inner_steps is not None and self.eval_inner_steps < 1:
             raise ValueError(f"eval_inner_steps must be >= 1, got {self.eval_inner_steps}")
         self.maml  # validates inner_lr and inner_steps
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if self.pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {self.pool!r}")
 
     @property
     def maml(self) -> MAMLConfig:
         return MAMLConfig(self.inner_lr, self.inner_steps, self.first_order)
 
     def model_kwargs(self) -> dict:
-        return {"hidden": self.hidden, "norm": self.norm} if self.arch == "conv" else {"hidden": self.hidden}
+        if self.arch == "conv":
+            return {"hidden": self.hidden, "norm": self.norm, "pool": self.pool}
+        return {"hidden": self.hidden}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

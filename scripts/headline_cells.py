@@ -16,7 +16,7 @@ import torch
 
 from mamlpriv.attacks import QueryAttackConfig, SupportAttackConfig
 from mamlpriv.data import load_dataset
-from mamlpriv.experiments import write_result, GameConfig, evaluate_cell
+from mamlpriv.experiments import ATTACK_NET, write_result, GameConfig, evaluate_cell
 from mamlpriv.maml import MAMLConfig
 from mamlpriv.models import ConvNet, forward, init_params
 from mamlpriv.training import TrainConfig, meta_train, run_folder
@@ -35,14 +35,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     data = load_dataset("mnist", "test")
-    cfg = TrainConfig(ways=3, shots=1, norm="none", inner_lr=args.inner_lr, seed=args.seed,
+    cfg = TrainConfig(ways=3, shots=1, **ATTACK_NET, inner_lr=args.inner_lr, seed=args.seed,
                       iterations=max(args.support_stage, 1000), epoch_iterations=100, eval_tasks=100)
     res = meta_train(cfg, out_dir=run_folder("runs", cfg), progress=False)
-    f = forward(ConvNet(3, norm="none"))
+    f = forward(ConvNet(3, **ATTACK_NET))
     maml = MAMLConfig(args.inner_lr)
     cells = []
     for target, params, stage, attack in (
-        ("query", init_params(ConvNet(3, norm="none"), seed=args.seed), 0, QueryAttackConfig(restarts=args.query_restarts)),
+        ("query", init_params(ConvNet(3, **ATTACK_NET), seed=args.seed), 0, QueryAttackConfig(restarts=args.query_restarts)),
         ("support", res.snapshots[args.support_stage], args.support_stage, SupportAttackConfig()),
     ):
         if target not in args.targets:
@@ -55,7 +55,7 @@ def main() -> None:
                           "seconds": time.perf_counter() - t0, **r})
             print(target, game, stage, json.dumps(r["metrics"]), flush=True)
     write_result(args.out, "scripts/headline_cells.py", vars(args),
-                 setting="MNIST test split, 3-way 1-shot, conv net 4x32 no norm, inner rate 0.1, one inner step",
+                 setting="MNIST test split, 3-way 1-shot, conv net 4x32 no norm, stride-2 convolutions, inner rate 0.1, one inner step",
                  training=cfg.to_dict(), cells=cells)
 
 

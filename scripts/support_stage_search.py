@@ -18,7 +18,7 @@ import torch
 
 from mamlpriv.attacks import SupportAttackConfig
 from mamlpriv.data import load_dataset
-from mamlpriv.experiments import write_result, _VALIDATION, GameConfig, play
+from mamlpriv.experiments import ATTACK_NET, write_result, _VALIDATION, GameConfig, play
 from mamlpriv.maml import MAMLConfig
 from mamlpriv.metrics import best_threshold, classification_at_threshold, roc_auc
 from mamlpriv.models import forward
@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    cfg = TrainConfig(ways=3, shots=1, norm="none", inner_lr=args.inner_lr, seed=args.seed,
+    cfg = TrainConfig(ways=3, shots=1, **ATTACK_NET, inner_lr=args.inner_lr, seed=args.seed,
                       iterations=max(args.stages), epoch_iterations=100, eval_tasks=100)
     res = meta_train(cfg, out_dir=run_folder("runs", cfg), progress=False)
     f = forward(res.model)
@@ -55,7 +55,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     write_result(args.out, "scripts/support_stage_search.py", vars(args),
-                 setting="MNIST test split, 3-way 1-shot, conv net 4x32 no norm, paper's game, validation seeds",
+                 setting="MNIST test split, 3-way 1-shot, conv net 4x32 no norm, stride-2 convolutions, paper's game, validation seeds",
                  training=cfg.to_dict(), rows=rows)
 
 

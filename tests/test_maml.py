@@ -119,10 +119,10 @@ def test_second_order_matches_central_finite_differences(k):
     assert rel(flat(g), fd) < 1e-6
 
 
-@pytest.mark.parametrize("norm", ["none", "group"])
-def test_conv_net_gradient_matches_directional_finite_differences(norm):
+@pytest.mark.parametrize("norm,pool", [("none", "max"), ("group", "max"), ("none", "stride")])
+def test_conv_net_gradient_matches_directional_finite_differences(norm, pool):
     torch.manual_seed(0)
-    model = ConvNet(3, hidden=4, norm=norm)
+    model = ConvNet(3, hidden=4, norm=norm, pool=pool)
     f = forward(model)
     p = init_params(model, seed=0, dtype=DT)
     xs, xq = torch.rand(3, 1, 28, 28, dtype=DT), torch.rand(3, 1, 28, 28, dtype=DT)
@@ -250,3 +250,12 @@ def test_vmapped_meta_gradient_equals_loop_and_mean_of_task_gradients(first_orde
     single = [task_gradient(f, p, *batch.task(i), cfg, {key: ({n: t[i] for n, t in v.items()} if isinstance(v, dict) else v[i]) for key, v in nz.items()})[0] for i in range(T)]
     for k in gv:
         torch.testing.assert_close(gv[k], sum(s[k] for s in single) / T, rtol=1e-10, atol=1e-12)
+
+
+def test_strided_conv_net_shapes_and_bad_pool():
+    model = ConvNet(5, hidden=8, norm="none", pool="stride")
+    assert model.head.in_features == 8 * 2 * 2  # 28 -> 14 -> 7 -> 4 -> 2
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules())
+    assert forward(model)(init_params(model), torch.rand(2, 1, 28, 28)).shape == (2, 5)
+    with pytest.raises(ValueError, match="pool"):
+        ConvNet(5, pool="avg")

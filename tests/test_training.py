@@ -77,7 +77,8 @@ def test_meta_training_improves_few_shot_accuracy():
     assert hist[0]["test_acc"] < 0.5 < hist[-1]["test_acc"] - 0.1
 
 
-@pytest.mark.parametrize("field,value", [("meta_batch", 0), ("iterations", 0), ("outer_lr", 0.0), ("inner_steps", 0)])
+@pytest.mark.parametrize("field,value", [("meta_batch", 0), ("iterations", 0), ("outer_lr", 0.0), ("inner_steps", 0),
+                                         ("norm", "batch"), ("pool", "avg")])
 def test_bad_train_config_raises(field, value):
     with pytest.raises(ValueError, match=field):
         TrainConfig(**{field: value})
