@@ -203,6 +203,40 @@ def evaluate_cell(
     }
 
 
+def evaluate_stages(
+    f: Forward,
+    snapshots: dict[int, Params],
+    dataset: ImageDataset,
+    game: GameConfig,
+    maml: MAMLConfig,
+    attack: QueryAttackConfig | SupportAttackConfig | None = None,
+    validation_trials: int = 100,
+    noise: TaskNoise | None = None,
+) -> dict:
+    """:func:`evaluate_cell` with the training stage chosen on the validation trials:
+    play the validation game at every snapshot (``{meta-iteration: params}``), keep the
+    stage with the highest validation AUC (the earliest on ties), calibrate the threshold
+    there and play the test game at that stage. Adds ``"stage"`` and
+    ``"validation_auc_by_stage"`` to :func:`evaluate_cell`'s dictionary."""
+    from .metrics import best_threshold, membership_metrics, roc_auc
+
+    if not snapshots:
+        raise ValueError("snapshots must hold at least one training stage")
+    val_game = GameConfig(game.target, game.game, game.ways, game.shots, validation_trials, game.seed + _VALIDATION)
+    vals = {s: play(f, snapshots[s], dataset, val_game, maml, attack, noise) for s in sorted(snapshots)}
+    aucs = {s: roc_auc(v.scores, v.members) for s, v in vals.items()}
+    stage = max(aucs, key=lambda s: (aucs[s], -s))
+    threshold = best_threshold(vals[stage].scores, vals[stage].members)
+    test = play(f, snapshots[stage], dataset, game, maml, attack, noise)
+    return {
+        "stage": stage,
+        "validation_auc_by_stage": {str(s): a for s, a in aucs.items()},
+        "metrics": membership_metrics(test.scores, test.members, threshold),
+        "validation": membership_metrics(vals[stage].scores, vals[stage].members, threshold),
+        "records": [dict(r, prediction=bool(r["score"] > threshold)) for r in test.records],
+    }
+
+
 # data size (images in the attacked set) -> (ways, shots) used for Tables III-IV
 RUNTIME_SHAPES = {3: (3, 1), 5: (5, 1), 10: (5, 2), 15: (5, 3), 20: (5, 4)}
 
@@ -240,30 +274,6 @@ def attack_runtime(target: str, size: int, iterations: int, trials: int, dataset
 def write_result(path: str | os.PathLike, script: str, args: dict, **content) -> None:
     """Write a result file (JSON) with its provenance: the script and its arguments, the
     git commit, the machine, torch's version and the date; written atomically."""
-    import datetime
-    import platform
-    import subprocess
+    from .provenance import provenance, write_json
 
-    here = Path(__file__).resolve().parent
-
-    def git(*cmd: str) -> str:
-        try:
-            return subprocess.run(["git", *cmd], capture_output=True, text=True, cwd=here).stdout.strip()
-        except OSError:  # no git on this machine
-            return ""
-
-    commit = git("rev-parse", "HEAD") or "unknown (not a git checkout)"
-    dirty = bool(git("status", "--porcelain", "."))
-    out = {
-        "provenance": {
-            "script": script, "args": args, "git_commit": commit, "library_modified_since_commit": dirty,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
-            "torch": torch.__version__, "date": datetime.date.today().isoformat(),
-        },
-        **content,
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, path)
+    write_json(path, {"provenance": provenance(script=script, args=args), **content})

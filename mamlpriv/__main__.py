@@ -1,0 +1,51 @@
+"""Command line: run the paper's experiments into results/<profile>/.
+
+    python -m mamlpriv run --profile paper                       # everything, this process
+    python -m mamlpriv run --profile paper --backend joblib --jobs 2
+    python -m mamlpriv run --profile paper --backend dask --scheduler tcp://host:8786
+    python -m mamlpriv run --profile quick --experiment tables-1-2
+    python -m mamlpriv status --profile paper                    # finished cells per experiment
+
+A rerun skips finished cells, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import catalog, runner
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mamlpriv", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name in ("run", "status"):
+        sp = sub.add_parser(name)
+        sp.add_argument("--profile", choices=runner.PROFILES, default="quick")
+        sp.add_argument("--experiment", nargs="+", default=None, help="names (default: all)")
+        sp.add_argument("--root", default="results", help="results folder (default: results)")
+        if name == "run":
+            sp.add_argument("--backend", choices=runner.BACKENDS, default="serial")
+            sp.add_argument("--jobs", type=int, default=1, help="worker processes (joblib, local dask)")
+            sp.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    args = ap.parse_args(argv)
+    exps = catalog.experiments(args.profile)
+    known = [e.name for e in exps]
+    if args.experiment:
+        unknown = sorted(set(args.experiment) - set(known))
+        if unknown:
+            ap.error(f"unknown experiment(s) {unknown}; choose from {known}")
+        exps = [e for e in exps if e.name in args.experiment]
+    if args.command == "status":
+        for e in exps:
+            done = len(runner.load(e, args.profile, args.root, missing_ok=True))
+            print(f"{args.profile}/{e.name}: {done}/{len(e.cells)} cells")
+        return 0
+    for e in exps:
+        runner.run(e, args.profile, args.root, backend=args.backend, n_jobs=args.jobs, scheduler=args.scheduler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
