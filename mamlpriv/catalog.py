@@ -3,7 +3,7 @@
 ``experiments(profile)`` lists them; ``python -m mamlpriv run --profile paper`` runs them
 all (resumably) into ``results/<profile>/``, and the book's chapters read them back.
 
-- ``tables-1-2``: the membership cells of Tables I (query) and II (support): dataset x
+- ``tables-1-2``: the membership cells of Tables I (support) and II (query): dataset x
   ways x shots x attack, each cell playing the paper's game and the strict game. The
   query attack runs on the untrained :data:`~mamlpriv.experiments.ATTACK_NET`; the
   support attack on that network meta-trained on the task shape of the cell, at the
@@ -50,8 +50,6 @@ def membership_cell(config: dict) -> dict:
     """One cell of Tables I-II (both games). ``config``: dataset, target, ways, shots,
     trials, validation, seed, inner_lr, train_iterations, stages (support only), attack
     (the attack config's fields)."""
-    import torch
-
     from .attacks import QueryAttackConfig, SupportAttackConfig
     from .data import load_dataset
     from .experiments import ATTACK_NET, GameConfig, evaluate_stages
@@ -59,7 +57,6 @@ def membership_cell(config: dict) -> dict:
     from .models import ConvNet, forward, init_params
     from .training import TrainConfig, meta_train, run_folder
 
-    torch.set_num_threads(int(os.environ.get("MAMLPRIV_THREADS", "2")))
     w, s, target = config["ways"], config["shots"], config["target"]
     data = load_dataset(config["dataset"], "test")  # never the images the meta-learner trained on
     f = forward(ConvNet(w, **ATTACK_NET))
@@ -96,7 +93,6 @@ def runtime_cell(config: dict) -> dict:
     from .data import load_dataset
     from .experiments import attack_runtime
 
-    torch.set_num_threads(int(os.environ.get("MAMLPRIV_THREADS", "2")))
     data = load_dataset("mnist", "test")
     secs = attack_runtime(config["target"], config["size"], config["iterations"], config["trials"], data,
                           config["inner_lr"])

@@ -70,8 +70,22 @@ def cell_path(root: str | os.PathLike, profile: str, experiment: Experiment, con
     return Path(root) / profile / experiment.name / f"{cell_id(config)}.json"
 
 
-def compute_cell(fn: Callable[[dict], dict], config: Mapping) -> dict:
-    """Run one cell and time it (what a worker executes)."""
+def threads_per_cell(n_jobs: int) -> int:
+    """Torch threads for each of ``n_jobs`` concurrent cells: ``$MAMLPRIV_THREADS`` if set,
+    else the machine's cores shared out. Oversubscribing cores is ruinous for torch on
+    CPU (spinning threads): two 2-thread jobs on 2 cores ran about 10x slower each."""
+    env = os.environ.get("MAMLPRIV_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, (os.cpu_count() or 1) // n_jobs)
+
+
+def compute_cell(fn: Callable[[dict], dict], config: Mapping, threads: int | None = None) -> dict:
+    """Run one cell with ``threads`` torch threads and time it (what a worker executes)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     t0 = time.perf_counter()
     result = fn(dict(config))
     return {"result": result, "seconds": time.perf_counter() - t0}
@@ -88,14 +102,16 @@ def _check(profile: str, backend: str, n_jobs: int) -> None:
 
 def _serial(fn, configs):
     for i, c in enumerate(configs):
-        yield i, compute_cell(fn, c)
+        yield i, compute_cell(fn, c, threads_per_cell(1))
 
 
 def _joblib(fn, configs, n_jobs):
     from joblib import Parallel, delayed
 
+    threads = threads_per_cell(n_jobs)
+
     def job(i, c):
-        return i, compute_cell(fn, c)
+        return i, compute_cell(fn, c, threads)
 
     yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(delayed(job)(i, c) for i, c in enumerate(configs))
 
@@ -113,7 +129,11 @@ def _dask(fn, configs, n_jobs, scheduler):
     else:
         client = scheduler
     try:
-        futures = {client.submit(compute_cell, fn, dict(c), pure=False): i for i, c in enumerate(configs)}
+        # local cluster: n_jobs one-thread workers share this machine's cores; a remote
+        # cluster runs one cell per worker thread, so one torch thread each unless
+        # $MAMLPRIV_THREADS says otherwise
+        threads = threads_per_cell(n_jobs) if own_cluster is not None else int(os.environ.get("MAMLPRIV_THREADS") or 1)
+        futures = {client.submit(compute_cell, fn, dict(c), threads, pure=False): i for i, c in enumerate(configs)}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
     finally:

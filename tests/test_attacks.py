@@ -153,7 +153,7 @@ def test_query_attack_auc_on_untrained_conv_net(mnist_test):
     f, p = conv_net()
     res = play(f, p, mnist_test, GameConfig(target="query", game="paper", ways=3, shots=1, trials=40, seed=1),
                MAMLConfig(0.1, 1, False), QueryAttackConfig())
-    assert roc_auc(res.scores, res.members) >= 0.80
+    assert roc_auc(res.scores, res.members) >= 0.95  # the issue asks 0.80; the strided net gives 1.0
 
 
 @pytest.mark.parametrize(
