@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -203,6 +204,46 @@ def evaluate_cell(
     }
 
 
+def evaluate_selected(
+    f: Forward,
+    snapshots: dict[int, Params],
+    dataset: ImageDataset,
+    game: GameConfig,
+    maml: MAMLConfig,
+    attacks: Sequence[QueryAttackConfig | SupportAttackConfig],
+    validation_trials: int = 100,
+    noise: TaskNoise | None = None,
+) -> dict:
+    """:func:`evaluate_cell` with the training stage and the attack's settings chosen on
+    the validation trials: play the validation game for every snapshot
+    (``{meta-iteration: params}``) and every attack config, keep the pair with the
+    highest validation AUC (earliest stage, then first attack, on ties), calibrate the
+    threshold there and play the test game with it. Adds ``"stage"``, ``"attack"`` (the
+    chosen config's fields) and ``"validation_auc"`` (``"stage/attack index" -> AUC``)
+    to :func:`evaluate_cell`'s dictionary."""
+    from .metrics import best_threshold, membership_metrics, roc_auc
+
+    if not snapshots or not attacks:
+        raise ValueError("snapshots and attacks must each hold at least one candidate")
+    val_game = GameConfig(game.target, game.game, game.ways, game.shots, validation_trials, game.seed + _VALIDATION)
+    vals, aucs = {}, {}
+    for st in sorted(snapshots):
+        for a, attack in enumerate(attacks):
+            vals[st, a] = play(f, snapshots[st], dataset, val_game, maml, attack, noise)
+            aucs[st, a] = roc_auc(vals[st, a].scores, vals[st, a].members)
+    stage, a = max(aucs, key=lambda k: (aucs[k], -k[0], -k[1]))
+    threshold = best_threshold(vals[stage, a].scores, vals[stage, a].members)
+    test = play(f, snapshots[stage], dataset, game, maml, attacks[a], noise)
+    return {
+        "stage": stage,
+        "attack": asdict(attacks[a]),
+        "validation_auc": {f"{st}/{i}": v for (st, i), v in aucs.items()},
+        "metrics": membership_metrics(test.scores, test.members, threshold),
+        "validation": membership_metrics(vals[stage, a].scores, vals[stage, a].members, threshold),
+        "records": [dict(r, prediction=bool(r["score"] > threshold)) for r in test.records],
+    }
+
+
 def evaluate_stages(
     f: Forward,
     snapshots: dict[int, Params],
@@ -213,28 +254,15 @@ def evaluate_stages(
     validation_trials: int = 100,
     noise: TaskNoise | None = None,
 ) -> dict:
-    """:func:`evaluate_cell` with the training stage chosen on the validation trials:
-    play the validation game at every snapshot (``{meta-iteration: params}``), keep the
-    stage with the highest validation AUC (the earliest on ties), calibrate the threshold
-    there and play the test game at that stage. Adds ``"stage"`` and
-    ``"validation_auc_by_stage"`` to :func:`evaluate_cell`'s dictionary."""
-    from .metrics import best_threshold, membership_metrics, roc_auc
-
-    if not snapshots:
-        raise ValueError("snapshots must hold at least one training stage")
-    val_game = GameConfig(game.target, game.game, game.ways, game.shots, validation_trials, game.seed + _VALIDATION)
-    vals = {s: play(f, snapshots[s], dataset, val_game, maml, attack, noise) for s in sorted(snapshots)}
-    aucs = {s: roc_auc(v.scores, v.members) for s, v in vals.items()}
-    stage = max(aucs, key=lambda s: (aucs[s], -s))
-    threshold = best_threshold(vals[stage].scores, vals[stage].members)
-    test = play(f, snapshots[stage], dataset, game, maml, attack, noise)
-    return {
-        "stage": stage,
-        "validation_auc_by_stage": {str(s): a for s, a in aucs.items()},
-        "metrics": membership_metrics(test.scores, test.members, threshold),
-        "validation": membership_metrics(vals[stage].scores, vals[stage].members, threshold),
-        "records": [dict(r, prediction=bool(r["score"] > threshold)) for r in test.records],
-    }
+    """:func:`evaluate_selected` with one attack config: only the training stage is
+    chosen on the validation trials. Reports ``"stage"`` and
+    ``"validation_auc_by_stage"`` (``"stage" -> AUC``) beside the metrics and records."""
+    if attack is None:
+        attack = QueryAttackConfig() if game.target == "query" else SupportAttackConfig()
+    r = evaluate_selected(f, snapshots, dataset, game, maml, [attack], validation_trials, noise)
+    by_stage = {k.split("/")[0]: v for k, v in r["validation_auc"].items()}
+    return {"stage": r["stage"], "validation_auc_by_stage": by_stage,
+            **{k: r[k] for k in ("metrics", "validation", "records")}}
 
 
 # data size (images in the attacked set) -> (ways, shots) used for Tables III-IV

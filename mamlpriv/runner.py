@@ -163,6 +163,10 @@ def run(
             stream = _joblib(experiment.fn, todo, n_jobs)
         else:
             stream = _dask(experiment.fn, todo, n_jobs, scheduler)
+        # the code that computes the cells is the code loaded now: record its commit once,
+        # before any later edit of the working tree could be mistaken for it
+        prov = provenance(cell_function=f"{experiment.fn.__module__}.{experiment.fn.__qualname__}",
+                          backend=backend, n_jobs=n_jobs)
         bar = tqdm(total=len(experiment.cells), initial=len(experiment.cells) - len(todo),
                    desc=f"{profile}/{experiment.name}", unit="cell", disable=not progress)
         with bar:
@@ -170,7 +174,7 @@ def run(
                 config = todo[i]
                 record = {"experiment": experiment.name, "profile": profile, "cell": cell_id(config),
                           "config": dict(config), "seconds": out["seconds"],
-                          "provenance": provenance(cell_function=f"{experiment.fn.__module__}.{experiment.fn.__qualname__}"),
+                          "provenance": prov,
                           "result": out["result"]}
                 write_json(cell_path(root, profile, experiment, config), record)
                 bar.update(1)
@@ -194,6 +198,28 @@ def load(experiment: Experiment, profile: str, root: str | os.PathLike = "result
 def complete(experiment: Experiment, profile: str, root: str | os.PathLike = "results") -> bool:
     """Whether every cell of ``experiment`` has a stored result."""
     return all(cell_path(root, profile, experiment, c).exists() for c in experiment.cells)
+
+
+def collect(
+    experiment_for: Callable[[str], Experiment],
+    profile: str,
+    root: str | os.PathLike = "results",
+    key: Callable[[Mapping], object] | None = None,
+    progress: bool = False,
+) -> list[dict]:
+    """What a chapter shows: every stored cell of the paper profile, completed by the
+    cells of ``profile`` (run or resumed here) whose ``key(config)`` the paper profile
+    has not stored yet. Each record gets ``"shown"``: the profile it comes from. With
+    ``profile="paper"`` the missing paper cells are computed."""
+    key = key or (lambda c: cell_id(c))
+    paper = experiment_for("paper")
+    if profile == "paper":
+        return [dict(r, shown="paper") for r in run(paper, "paper", root, progress=progress)]
+    stored = {key(r["config"]): dict(r, shown="paper") for r in load(paper, "paper", root, missing_ok=True)}
+    own = experiment_for(profile)
+    need = tuple(c for c in own.cells if key(c) not in stored)
+    computed = run(Experiment(own.name, own.fn, need, own.parallel), profile, root, progress=progress) if need else []
+    return list(stored.values()) + [dict(r, shown=profile) for r in computed]
 
 
 def run_all(experiments: Iterable[Experiment], profile: str, **kwargs) -> dict[str, list[dict]]:

@@ -69,12 +69,9 @@ if profile not in runner.PROFILES:
     raise ValueError(f"profile must be one of {runner.PROFILES}, got {profile!r}")
 
 
-def results_for(experiment_for) -> tuple[str, list[dict]]:
-    """The stored paper-profile results when that experiment is complete; otherwise run
-    (or resume) the experiment of this page's profile."""
-    if runner.complete(experiment_for("paper"), "paper", results_dir):
-        return "paper", runner.load(experiment_for("paper"), "paper", results_dir)
-    return profile, runner.run(experiment_for(profile), profile, results_dir, progress=False)
+def results_for(experiment_for, key) -> list[dict]:
+    """Stored paper-profile cells, completed by this page's profile (see runner.collect)."""
+    return runner.collect(experiment_for, profile, results_dir, key)
 
 
 QUERY, SUPPORT = QueryAttackConfig(), SupportAttackConfig()
@@ -102,15 +99,16 @@ print("attacked network:", ATTACK_NET, "| task-learners' inner rate:", catalog.I
 # meta-training, and each cell picks its stage **on its validation trials only**.
 
 # %% tags=["remove-stderr"]
-shown, cells = results_for(catalog.tables_1_2)
-print(f"Tables I-II: {len(cells)} cells of the {shown} profile")
+cells = results_for(catalog.tables_1_2, lambda k: (k["dataset"], k["target"], k["ways"], k["shots"]))
+shown = ", ".join(f"{n} cells of the {p} profile" for p, n in pd.Series([c["shown"] for c in cells]).value_counts().items())
+print(f"Tables I-II: {shown}")
 records = {(c["config"]["dataset"], c["config"]["target"], c["config"]["ways"], c["config"]["shots"]): c
            for c in cells}
 stage_rows = []
 for (ds, target, w, s), c in records.items():
     if target == "support":
         r = c["result"]["paper"]
-        stage_rows.append({"dataset": ds, "ways": w, "shots": s, "selected stage": r["stage"],
+        stage_rows.append({"dataset": ds, "ways": w, "shots": s, "profile": c["shown"], "selected stage": r["stage"],
                            **{f"val. AUC @ {k}": round(v, 3) for k, v in r["validation_auc_by_stage"].items()}})
 pd.DataFrame(stage_rows).set_index(["dataset", "ways", "shots"])
 
@@ -139,9 +137,11 @@ for target in ("query", "support"):
     ref = paper.PAPER_TABLES[target].get(dataset, {}).get((ways, shots))
     for game in ("paper", "strict"):
         rows.append(metric_row(target, game, c["result"][game], ref))
-n_trials = cells[0]["config"]["trials"] if cells else 0
-print(f"{dataset} {ways}-way {shots}-shot; {n_trials} test trials ({n_trials // 2} members) and "
-      f"{cells[0]['config']['validation'] if cells else 0} validation trials per row ({shown} profile)")
+head = records.get((dataset, "query", ways, shots))
+if head is not None:
+    k = head["config"]
+    print(f"{dataset} {ways}-way {shots}-shot; {k['trials']} test trials ({k['trials'] // 2} members) and "
+          f"{k['validation']} validation trials per row ({head['shown']} profile)")
 headline = pd.DataFrame(rows).set_index(["attack", "game"]) if rows else None
 headline.round(3) if headline is not None else print("this task shape is not in the grid")
 
@@ -197,7 +197,8 @@ for (ds, target, w, s), c in records.items():
     r = c["result"]
     m = r["paper"]["metrics"]
     ref = paper.PAPER_TABLES[target].get(ds, {}).get((w, s), (None,) * 3)
-    row = {"table": "I (support)" if target == "support" else "II (query)", "dataset": ds, "ways": w, "shots": s}
+    row = {"table": "I (support)" if target == "support" else "II (query)", "dataset": ds, "ways": w, "shots": s,
+           "profile": c["shown"], "trials": c["config"]["trials"]}
     for name, ours, theirs in zip(("accuracy", "recall", "precision"), (m["accuracy"], m["recall"], m["precision"]), ref):
         row[name] = round(ours, 3)
         row[f"paper {name}"] = theirs
@@ -207,8 +208,7 @@ for (ds, target, w, s), c in records.items():
     row["strict AUC"] = round(r["strict"]["metrics"]["auc"], 3)
     grid_rows.append(row)
 grid = pd.DataFrame(grid_rows).set_index(["table", "dataset", "ways", "shots"]).sort_index()
-print(f"{shown} profile")
-grid[["accuracy", "paper accuracy", "Δ accuracy", "recall", "paper recall", "precision", "paper precision",
+grid[["profile", "trials", "accuracy", "paper accuracy", "Δ accuracy", "recall", "paper recall", "precision", "paper precision",
       "AUC", "strict accuracy", "strict AUC"]]
 
 # %% [markdown]
@@ -221,7 +221,7 @@ grid[["accuracy", "paper accuracy", "Δ accuracy", "recall", "paper recall", "pr
 # `bench/attack_runtime.py` prints the same grid.
 
 # %% tags=["remove-stderr"]
-rt_shown, rt_cells = results_for(catalog.tables_3_4)
+rt_cells = results_for(catalog.tables_3_4, lambda k: (k["target"], k["iterations"], k["size"]))
 rt_rows = []
 for c in rt_cells:
     k, ours = c["config"], c["result"]["seconds_per_trial"]
@@ -229,7 +229,8 @@ for c in rt_cells:
     rt_rows.append({"attack": k["target"], "iterations": k["iterations"], "data size": k["size"],
                     "ours (s/trial)": round(ours, 3), "paper (s)": theirs, "paper / ours": round(theirs / ours, 1)})
 runtime = pd.DataFrame(rt_rows).set_index(["attack", "iterations", "data size"])
-print(f"{rt_shown} profile; measured on: {rt_cells[0]['provenance']['machine']}")
+print(f"{rt_cells[0]['shown']} profile; measured on: {rt_cells[0]['provenance']['machine']}, "
+      f"{rt_cells[0]['config']['trials']} trials batched")
 runtime
 
 # %% [markdown]

@@ -112,3 +112,19 @@ def test_catalog_profiles_have_distinct_cells():
     paper = catalog.tables_1_2("paper")
     assert len(paper.cells) == 2 * 9 * 2  # datasets x (ways, shots) x attacks
     assert all(c["trials"] == 100 and c["validation"] == 100 for c in paper.cells)
+
+
+def test_collect_prefers_stored_paper_cells_and_fills_in_the_profile(tmp_path):
+    def exp(profile):
+        seeds = range(4) if profile == "paper" else range(2)
+        n = 50 if profile == "paper" else 10
+        return Experiment("demo", demo_cell, tuple({"seed": s, "n": n} for s in seeds))
+
+    key = lambda c: c["seed"]  # noqa: E731
+    runner.run(Experiment("demo", demo_cell, exp("paper").cells[1:2]), "paper", tmp_path, progress=False)
+    shown = {r["config"]["seed"]: r["shown"] for r in runner.collect(exp, "quick", tmp_path, key)}
+    assert shown == {1: "paper", 0: "quick"}  # seed 1 from the stored paper cell, seed 0 computed quickly
+    full = runner.collect(exp, "paper", tmp_path, key)  # computes the three missing paper cells
+    assert sorted(r["config"]["seed"] for r in full) == [0, 1, 2, 3] and {r["shown"] for r in full} == {"paper"}
+    assert {r["config"]["seed"]: r["shown"] for r in runner.collect(exp, "quick", tmp_path, key)} == {
+        0: "paper", 1: "paper", 2: "paper", 3: "paper"}
