@@ -9,6 +9,8 @@ all (resumably) into ``results/<profile>/``, and the book's chapters read them b
   support attack on that network meta-trained on the task shape of the cell, at the
   training stage with the best validation AUC among ``stages``.
 - ``tables-3-4``: attack runtime against iterations and data size (one process).
+- ``ways-shots``, ``training-stages``: Figures 5-6 (with Tables I-II's cells) and 7-8.
+- ``first-order``, ``inner-loop``: first-order MAML; inner learning rate and steps.
 
 Profiles: ``quick`` (CI and laptops, minutes) and ``paper`` (the paper's scale: 100 test
 trials with 50 members and 100 separate validation trials per cell).
@@ -27,11 +29,20 @@ INNER_LR = 0.1  # the task-learners' inner rate in every attack experiment
 
 _SCALE = {
     "quick": dict(trials=20, validation=20, train_iterations=300, stages=(300,),
-                  grid=((3, 1), (5, 1)), runtime_iterations=(50,), runtime_sizes=(3, 5), runtime_trials=4),
+                  grid=((3, 1), (5, 1)), runtime_iterations=(50,), runtime_sizes=(3, 5), runtime_trials=4,
+                  sensitivity_datasets=("mnist",), extra_shapes=((10, 1), (3, 5)),
+                  curve_stages=(0, 100, 300), fo_shapes=((3, 1),), inner_lrs=(0.03, 0.3), inner_steps=(2,)),
     "paper": dict(trials=100, validation=100, train_iterations=1000, stages=(300, 1000),
                   grid=tuple((w, s) for w in (3, 5, 7) for s in (1, 2, 3)),
-                  runtime_iterations=(50, 100, 200), runtime_sizes=(3, 5, 10, 15, 20), runtime_trials=8),
+                  runtime_iterations=(50, 100, 200), runtime_sizes=(3, 5, 10, 15, 20), runtime_trials=8,
+                  sensitivity_datasets=DATASETS, extra_shapes=((10, 1), (3, 5)),
+                  curve_stages=(0, 100, 200, 300, 500, 700, 1000), fo_shapes=((3, 1), (5, 1)),
+                  inner_lrs=(0.01, 0.03, 0.3, 1.0), inner_steps=(2, 5)),
 }
+# Figures 5-6: ways at one shot, shots at three ways (the other points are Tables I-II cells)
+FIG5_WAYS, FIG6_SHOTS = (3, 5, 7, 10), (1, 2, 3, 5)
+# attack settings tuned per training stage on validation trials (Figures 7-8)
+STAGE_TUNED_LRS = (0.03, 0.1)
 
 
 def scale(profile: str) -> dict:
@@ -47,12 +58,20 @@ def runs_dir() -> Path:
 
 
 def membership_cell(config: dict) -> dict:
-    """One cell of Tables I-II (both games). ``config``: dataset, target, ways, shots,
-    trials, validation, seed, inner_lr, train_iterations, stages (support only), attack
-    (the attack config's fields)."""
+    """One membership cell (Tables I-II, Figures 5-8, the first-order and inner-loop
+    comparisons). ``config``: dataset, target, ways, shots, trials, validation, seed,
+    inner_lr, train_iterations, stages (meta-iterations; ``[0]`` = the untrained
+    network, no training), attack (the attack config's fields); optional: attacks (a
+    list of candidate attack configs, chosen per game on the validation trials),
+    first_order, inner_steps, games (default both), learning (meta-train even for
+    stage 0, to report the learning accuracy of every stage).
+
+    The support attack (and the query attack at a stage > 0) runs on ATTACK_NET
+    meta-trained with the cell's ways, shots and inner loop; the stage with the best
+    validation AUC in the paper's game is used for the strict game as well."""
     from .attacks import QueryAttackConfig, SupportAttackConfig
     from .data import load_dataset
-    from .experiments import ATTACK_NET, GameConfig, evaluate_stages
+    from .experiments import ATTACK_NET, GAMES, GameConfig, evaluate_selected, evaluate_stages
     from .maml import MAMLConfig
     from .models import ConvNet, forward, init_params
     from .training import TrainConfig, meta_train, run_folder
@@ -60,26 +79,27 @@ def membership_cell(config: dict) -> dict:
     w, s, target = config["ways"], config["shots"], config["target"]
     data = load_dataset(config["dataset"], "test")  # never the images the meta-learner trained on
     f = forward(ConvNet(w, **ATTACK_NET))
-    maml = MAMLConfig(config["inner_lr"], 1, False)
-    if target == "query":
-        attack = QueryAttackConfig(**config["attack"])
+    maml = MAMLConfig(config["inner_lr"], config.get("inner_steps", 1), config.get("first_order", False))
+    cls = QueryAttackConfig if target == "query" else SupportAttackConfig
+    if max(config["stages"]) == 0 and not config.get("learning", False):
         snapshots = {0: init_params(ConvNet(w, **ATTACK_NET), seed=config["seed"])}
         history = []
     else:
-        attack = SupportAttackConfig(**config["attack"])
-        tc = TrainConfig(dataset=config["dataset"], ways=w, shots=s, **ATTACK_NET, inner_lr=config["inner_lr"],
-                         seed=config["seed"], iterations=config["train_iterations"], epoch_iterations=100,
-                         eval_tasks=100)
+        tc = TrainConfig(dataset=config["dataset"], ways=w, shots=s, **ATTACK_NET, inner_lr=maml.inner_lr,
+                         inner_steps=maml.inner_steps, first_order=maml.first_order, seed=config["seed"],
+                         iterations=config["train_iterations"], epoch_iterations=100, eval_tasks=100)
         res = meta_train(tc, out_dir=run_folder(runs_dir(), tc), progress=False)
         snapshots = {st: res.snapshots[st] for st in config["stages"]}
         history = res.history
     out = {}
     stage = None
-    for game in ("paper", "strict"):
+    for game in config.get("games", GAMES):
         g = GameConfig(target, game, w, s, config["trials"], config["seed"])
-        # the strict game is played at the stage the paper's game selected
         snaps = snapshots if stage is None else {stage: snapshots[stage]}
-        r = evaluate_stages(f, snaps, data, g, maml, attack, config["validation"])
+        if "attacks" in config:
+            r = evaluate_selected(f, snaps, data, g, maml, [cls(**a) for a in config["attacks"]], config["validation"])
+        else:
+            r = evaluate_stages(f, snaps, data, g, maml, cls(**config["attack"]), config["validation"])
         stage = r["stage"]
         out[game] = r
     out["learning"] = [h for h in history if h.get("iteration") in snapshots] if history else []
@@ -99,20 +119,65 @@ def runtime_cell(config: dict) -> dict:
     return {"seconds_per_trial": secs, "threads": torch.get_num_threads()}
 
 
+def _cell(p: dict, dataset: str, target: str, w: int, s: int, stages=None, **extra) -> dict:
+    """A membership cell's configuration (key order fixed: it names the result file)."""
+    from .attacks import QueryAttackConfig, SupportAttackConfig
+
+    attack = QueryAttackConfig() if target == "query" else SupportAttackConfig()
+    if stages is None:
+        stages = list(p["stages"]) if target == "support" else [0]
+    return {"dataset": dataset, "target": target, "ways": w, "shots": s, "trials": p["trials"],
+            "validation": p["validation"], "seed": 0, "inner_lr": INNER_LR, "train_iterations": p["train_iterations"],
+            "stages": list(stages), "attack": asdict(attack), **extra}
+
+
+TARGETS = ("query", "support")
+
+
 def tables_1_2(profile: str) -> Experiment:
+    p = scale(profile)
+    cells = [_cell(p, d, t, w, s) for d in DATASETS for w, s in p["grid"] for t in TARGETS]
+    return Experiment("tables-1-2", membership_cell, tuple(cells))
+
+
+def ways_shots(profile: str) -> Experiment:
+    """Figures 5-6: the task shapes beyond Tables I-II's grid (10-way 1-shot, 3-way 5-shot)."""
+    p = scale(profile)
+    cells = [_cell(p, d, t, w, s) for d in p["sensitivity_datasets"] for w, s in p["extra_shapes"] for t in TARGETS]
+    return Experiment("ways-shots", membership_cell, tuple(cells))
+
+
+def training_stages(profile: str) -> Experiment:
+    """Figures 7-8 (and their strict-game twins): each attack at each training stage of
+    3-way 1-shot meta-training, the attack's learning rate tuned per stage on validation."""
     from .attacks import QueryAttackConfig, SupportAttackConfig
 
     p = scale(profile)
     cells = []
-    for dataset in DATASETS:
-        for w, s in p["grid"]:
-            for target, attack in (("query", QueryAttackConfig()), ("support", SupportAttackConfig())):
-                cells.append({"dataset": dataset, "target": target, "ways": w, "shots": s, "trials": p["trials"],
-                              "validation": p["validation"], "seed": 0, "inner_lr": INNER_LR,
-                              "train_iterations": p["train_iterations"],
-                              "stages": list(p["stages"]) if target == "support" else [0],
-                              "attack": asdict(attack)})
-    return Experiment("tables-1-2", membership_cell, tuple(cells))
+    for d in p["sensitivity_datasets"]:
+        for t in TARGETS:
+            cls = QueryAttackConfig if t == "query" else SupportAttackConfig
+            for st in p["curve_stages"]:
+                cells.append(_cell(p, d, t, 3, 1, stages=[st], attacks=[asdict(cls(lr=lr)) for lr in STAGE_TUNED_LRS],
+                                   learning=True))
+    return Experiment("training-stages", membership_cell, tuple(cells))
+
+
+def first_order(profile: str) -> Experiment:
+    """Both attacks against first-order MAML (paper eq. 7); the second-order twins are
+    the Tables I-II cells of the same shape."""
+    p = scale(profile)
+    cells = [_cell(p, d, t, w, s, first_order=True) for d in DATASETS for w, s in p["fo_shapes"] for t in TARGETS]
+    return Experiment("first-order", membership_cell, tuple(cells))
+
+
+def inner_loop(profile: str) -> Experiment:
+    """Leakage against the inner learning rate and the number of inner steps (MNIST
+    3-way 1-shot; inner rate 0.1 with one step is the Tables I-II cell)."""
+    p = scale(profile)
+    cells = [dict(_cell(p, "mnist", t, 3, 1), inner_lr=lr) for lr in p["inner_lrs"] for t in TARGETS]
+    cells += [_cell(p, "mnist", t, 3, 1, inner_steps=k) for k in p["inner_steps"] for t in TARGETS]
+    return Experiment("inner-loop", membership_cell, tuple(cells))
 
 
 def tables_3_4(profile: str) -> Experiment:
@@ -124,4 +189,5 @@ def tables_3_4(profile: str) -> Experiment:
 
 def experiments(profile: str) -> list[Experiment]:
     """Every experiment of ``profile``, in the order the book presents them."""
-    return [tables_1_2(profile), tables_3_4(profile)]
+    return [tables_1_2(profile), tables_3_4(profile), ways_shots(profile), training_stages(profile),
+            first_order(profile), inner_loop(profile)]

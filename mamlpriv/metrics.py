@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -114,3 +115,59 @@ def membership_metrics(scores, labels, threshold: float) -> dict[str, float]:
         threshold=float(threshold),
     )
     return out
+
+
+# ----- uncertainty of the membership numbers ------------------------------------------
+
+_Z95 = 1.959963984540054
+
+
+def wilson_ci95(successes: int, n: int) -> tuple[float, float]:
+    """Wilson score 95% interval of a proportion (stays inside [0, 1], sensible at 0 or n
+    successes, unlike the normal interval)."""
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n >= 1, got successes={successes}, n={n}")
+    p, z2 = successes / n, _Z95**2
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = _Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def diff_ci95(p1: float, n1: int, p2: float, n2: int) -> tuple[float, float]:
+    """``p1 - p2`` and the half-width of its 95% normal interval, for proportions measured
+    on independent samples of sizes ``n1`` and ``n2``."""
+    if n1 < 1 or n2 < 1:
+        raise ValueError(f"sample sizes must be >= 1, got n1={n1}, n2={n2}")
+    return p1 - p2, _Z95 * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+
+
+def _stratified_resample(labels: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    y = labels.numpy()
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError("the AUC needs both members and non-members")
+    return torch.from_numpy(np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]))
+
+
+def auc_ci95(scores, labels, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Percentile 95% interval of the ROC AUC by bootstrapping the trials, members and
+    non-members resampled separately (so each resample keeps both classes)."""
+    s, y = _as_arrays(scores, labels)
+    rng = np.random.default_rng(seed)
+    boots = [roc_auc(s[idx], y[idx]) for idx in (_stratified_resample(y, rng) for _ in range(n_boot))]
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def auc_diff_ci95(scores_a, labels_a, scores_b, labels_b, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """AUC(a) - AUC(b) for two independent sets of trials, with its percentile 95%
+    bootstrap interval: ``(difference, low, high)``."""
+    sa, ya = _as_arrays(scores_a, labels_a)
+    sb, yb = _as_arrays(scores_b, labels_b)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        ia, ib = _stratified_resample(ya, rng), _stratified_resample(yb, rng)
+        diffs.append(roc_auc(sa[ia], ya[ia]) - roc_auc(sb[ib], yb[ib]))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return roc_auc(sa, ya) - roc_auc(sb, yb), float(lo), float(hi)

@@ -48,3 +48,21 @@ def attack_samples(rows, title: str | None = None):
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def metric_curve(rows: Sequence[Mapping], x: str, y: str = "accuracy", ax: Axes | None = None,
+                 label: str | None = None, band: bool = True, **style) -> Axes:
+    """One line of ``y`` against ``x`` over report rows (:func:`mamlpriv.report.membership_rows`),
+    sorted by ``x``, with the 95% band ``y_lo``..``y_hi`` when the rows carry it."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.4))
+    rows = sorted(rows, key=lambda r: r[x])
+    xs, ys = [r[x] for r in rows], [r[y] for r in rows]
+    (line,) = ax.plot(xs, ys, marker="o", ms=4, label=label, **style)
+    if band and rows and f"{y}_lo" in rows[0]:
+        ax.fill_between(xs, [r[f"{y}_lo"] for r in rows], [r[f"{y}_hi"] for r in rows], color=line.get_color(),
+                        alpha=0.15, lw=0)
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(y.replace("_", " "))
+    ax.grid(alpha=0.3)
+    return ax

@@ -67,3 +67,52 @@ def test_cosine():
     a = {"w": torch.tensor([1.0, 0.0]), "b": torch.tensor([1.0])}
     b = {"w": torch.tensor([1.0, 1.0]), "b": torch.tensor([0.0])}
     assert cosine(a, b) == pytest.approx(1 / 2)
+
+
+def test_wilson_interval_against_a_hand_computation_and_edges():
+    from mamlpriv.metrics import wilson_ci95
+
+    lo, hi = wilson_ci95(8, 10)  # textbook value for 8/10: (0.4902, 0.9433)
+    assert abs(lo - 0.4902) < 1e-4 and abs(hi - 0.9433) < 1e-4
+    assert wilson_ci95(0, 20)[0] == 0.0 and wilson_ci95(20, 20)[1] == 1.0 and wilson_ci95(20, 20)[0] > 0.8
+    with pytest.raises(ValueError):
+        wilson_ci95(3, 2)
+
+
+def test_diff_interval_matches_the_normal_formula():
+    from mamlpriv.metrics import diff_ci95
+
+    d, h = diff_ci95(0.8, 100, 0.6, 50)
+    assert abs(d - 0.2) < 1e-12 and abs(h - 1.959964 * (0.8 * 0.2 / 100 + 0.6 * 0.4 / 50) ** 0.5) < 1e-6
+
+
+def test_bootstrap_auc_intervals_cover_the_estimate_and_shrink_with_more_trials():
+    from mamlpriv.metrics import auc_ci95, auc_diff_ci95, roc_auc
+
+    gen = torch.Generator().manual_seed(0)
+
+    def sample(n, shift):
+        y = torch.arange(n) % 2 == 0
+        return torch.randn(n, generator=gen, dtype=torch.float64) + shift * y, y
+
+    s, y = sample(100, 1.0)
+    lo, hi = auc_ci95(s, y, n_boot=400, seed=1)
+    assert lo < roc_auc(s, y) < hi
+    s2, y2 = sample(1000, 1.0)
+    lo2, hi2 = auc_ci95(s2, y2, n_boot=400, seed=1)
+    assert hi2 - lo2 < 0.6 * (hi - lo)  # width ~ 1/sqrt(n)
+    assert auc_ci95(s, y, n_boot=50, seed=3) == auc_ci95(s, y, n_boot=50, seed=3)  # seeded
+    d, dlo, dhi = auc_diff_ci95(s2, y2, *sample(1000, 0.0), n_boot=300, seed=2)
+    assert dlo < d < dhi and dlo > 0.1  # shift 1 (AUC ~0.76) vs no shift (0.5): clearly positive
+
+
+def test_claim_verdicts_follow_their_rules():
+    from mamlpriv.report import verdict_best_at, verdict_decreasing, verdict_flat
+
+    rows = [{"x": x, "accuracy": a, "trials": 100} for x, a in [(1, 0.9), (2, 0.8), (3, 0.6)]]
+    assert not verdict_flat(rows, "x")[0] and verdict_flat(rows, "x", tolerance=0.31)[0]
+    assert verdict_decreasing(rows, "x")[0]  # 0.3 drop, half-width ~0.12
+    assert not verdict_decreasing(list(reversed([dict(r, x=-r["x"]) for r in rows])), "x")[0]
+    assert verdict_best_at(rows, "x", "first")[0] and not verdict_best_at(rows, "x", "inside")[0]
+    bump = [dict(r, accuracy=a) for r, a in zip(rows, (0.6, 0.9, 0.7))]
+    assert verdict_best_at(bump, "x", "inside")[0] and not verdict_best_at(bump, "x", "first")[0]

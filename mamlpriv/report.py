@@ -1,0 +1,84 @@
+"""Stored membership cells (see :mod:`mamlpriv.catalog`) as table rows with uncertainty.
+
+One row per cell and game: the cell's coordinates (dataset, attack, ways, shots, stage,
+inner loop), the test metrics at the validation threshold, a Wilson 95% interval of the
+accuracy and a stratified-bootstrap 95% interval of the AUC, computed from the stored
+per-trial records, and the learning accuracy of the attacked snapshot when it is known.
+"""
+
+from __future__ import annotations
+
+from .metrics import auc_ci95, auc_diff_ci95, diff_ci95, wilson_ci95
+
+
+def _scores(result: dict) -> tuple[list[float], list[bool]]:
+    recs = result["records"]
+    return [r["score"] for r in recs], [r["member"] for r in recs]
+
+
+def membership_rows(records: list[dict], games=("paper", "strict"), n_boot: int = 500) -> list[dict]:
+    """``records``: runner records of :func:`~mamlpriv.catalog.membership_cell` cells."""
+    rows = []
+    for rec in records:
+        c, res = rec["config"], rec["result"]
+        learning = {h["iteration"]: h["test_acc"] for h in res.get("learning", [])}
+        for game in games:
+            if game not in res:
+                continue
+            r = res[game]
+            m, n = r["metrics"], len(r["records"])
+            correct = sum(int(x["prediction"] == x["member"]) for x in r["records"])
+            acc_lo, acc_hi = wilson_ci95(correct, n)
+            auc_lo, auc_hi = auc_ci95(*_scores(r), n_boot=n_boot, seed=0)
+            rows.append({
+                "dataset": c["dataset"], "attack": c["target"], "game": game, "ways": c["ways"], "shots": c["shots"],
+                "inner_lr": c["inner_lr"], "inner_steps": c.get("inner_steps", 1),
+                "order": "first" if c.get("first_order", False) else "second", "stage": r["stage"],
+                "attack_lr": r.get("attack", c["attack"])["lr"], "trials": n,
+                "accuracy": m["accuracy"], "accuracy_lo": acc_lo, "accuracy_hi": acc_hi,
+                "recall": m["recall"], "precision": m["precision"],
+                "auc": m["auc"], "auc_lo": auc_lo, "auc_hi": auc_hi, "tpr_at_1pct_fpr": m["tpr_at_1pct_fpr"],
+                "learning_acc": learning.get(r["stage"]), "profile": rec.get("shown", rec.get("profile")),
+            })
+    return rows
+
+
+def compare(a: dict, b: dict, n_boot: int = 1000) -> dict:
+    """Difference of two stored game results (``record["result"][game]``), a minus b:
+    accuracy with its normal 95% half-width, AUC with its bootstrap 95% interval."""
+    na, nb = len(a["records"]), len(b["records"])
+    d_acc, h_acc = diff_ci95(a["metrics"]["accuracy"], na, b["metrics"]["accuracy"], nb)
+    d_auc, lo, hi = auc_diff_ci95(*_scores(a), *_scores(b), n_boot=n_boot, seed=0)
+    return {"accuracy_diff": d_acc, "accuracy_diff_ci95": h_acc, "auc_diff": d_auc, "auc_diff_lo": lo,
+            "auc_diff_hi": hi}
+
+
+# ----- the paper's qualitative claims, decided by a stated rule -------------------------
+
+def verdict_flat(rows: list[dict], x: str, y: str = "accuracy", tolerance: float = 0.10) -> tuple[bool, str]:
+    """Claim "y is roughly flat in x": holds when max - min of y over x is at most
+    ``tolerance``."""
+    vals = sorted((r[x], r[y]) for r in rows)
+    spread = max(v for _, v in vals) - min(v for _, v in vals)
+    text = ", ".join(f"{k}: {v:.2f}" for k, v in vals)
+    return spread <= tolerance, f"{text} (spread {spread:.2f}, rule: at most {tolerance:.2f})"
+
+
+def verdict_decreasing(rows: list[dict], x: str, y: str = "accuracy") -> tuple[bool, str]:
+    """Claim "y falls as x grows": holds when y at the largest x is below y at the
+    smallest x by more than the 95% half-width of the difference."""
+    vals = sorted(rows, key=lambda r: r[x])
+    first, last = vals[0], vals[-1]
+    d, h = diff_ci95(first[y], first["trials"], last[y], last["trials"])
+    text = ", ".join(f"{r[x]}: {r[y]:.2f}" for r in vals)
+    return d > h, f"{text} (first minus last {d:+.2f} ± {h:.2f})"
+
+
+def verdict_best_at(rows: list[dict], x: str, where: str, y: str = "accuracy") -> tuple[bool, str]:
+    """Claim "y is best at the start" (``where="first"``) or "best strictly inside the
+    range" (``where="inside"``) of x; the best is the largest y (earliest on ties)."""
+    vals = sorted(rows, key=lambda r: r[x])
+    best = max(range(len(vals)), key=lambda i: (vals[i][y], -i))
+    ok = best == 0 if where == "first" else 0 < best < len(vals) - 1
+    text = ", ".join(f"{r[x]}: {r[y]:.2f}" for r in vals)
+    return ok, f"{text} (best at {vals[best][x]})"
