@@ -30,8 +30,8 @@ INNER_LR = 0.1  # the task-learners' inner rate in every attack experiment
 _SCALE = {
     "quick": dict(trials=20, validation=20, train_iterations=300, stages=(300,),
                   grid=((3, 1), (5, 1)), runtime_iterations=(50,), runtime_sizes=(3, 5), runtime_trials=4,
-                  sensitivity_datasets=("mnist",), extra_shapes=((10, 1), (3, 5)),
-                  curve_stages=(0, 100, 300), fo_shapes=((3, 1),), inner_lrs=(0.03, 0.3), inner_steps=(2,)),
+                  sensitivity_datasets=("mnist",), extra_shapes=((10, 1),),
+                  curve_stages=(0, 300), fo_shapes=((3, 1),), inner_lrs=(0.3,), inner_steps=(2,)),
     "paper": dict(trials=100, validation=100, train_iterations=1000, stages=(300, 1000),
                   grid=tuple((w, s) for w in (3, 5, 7) for s in (1, 2, 3)),
                   runtime_iterations=(50, 100, 200), runtime_sizes=(3, 5, 10, 15, 20), runtime_trials=8,

@@ -54,19 +54,33 @@ def compare(a: dict, b: dict, n_boot: int = 1000) -> dict:
 
 
 # ----- the paper's qualitative claims, decided by a stated rule -------------------------
+# Each returns (verdict, explanation); the verdict is None when there are fewer than
+# MIN_POINTS distinct values of x (too few points to speak of a trend).
 
-def verdict_flat(rows: list[dict], x: str, y: str = "accuracy", tolerance: float = 0.10) -> tuple[bool, str]:
+MIN_POINTS = 3
+
+
+def _too_few(rows: list[dict], x: str) -> str | None:
+    n = len({r[x] for r in rows})
+    return None if n >= MIN_POINTS else f"only {n} value(s) of {x}: at least {MIN_POINTS} needed"
+
+
+def verdict_flat(rows: list[dict], x: str, y: str = "accuracy", tolerance: float = 0.10) -> tuple[bool | None, str]:
     """Claim "y is roughly flat in x": holds when max - min of y over x is at most
     ``tolerance``."""
+    if _too_few(rows, x):
+        return None, _too_few(rows, x)
     vals = sorted((r[x], r[y]) for r in rows)
     spread = max(v for _, v in vals) - min(v for _, v in vals)
     text = ", ".join(f"{k}: {v:.2f}" for k, v in vals)
     return spread <= tolerance, f"{text} (spread {spread:.2f}, rule: at most {tolerance:.2f})"
 
 
-def verdict_decreasing(rows: list[dict], x: str, y: str = "accuracy") -> tuple[bool, str]:
+def verdict_decreasing(rows: list[dict], x: str, y: str = "accuracy") -> tuple[bool | None, str]:
     """Claim "y falls as x grows": holds when y at the largest x is below y at the
     smallest x by more than the 95% half-width of the difference."""
+    if _too_few(rows, x):
+        return None, _too_few(rows, x)
     vals = sorted(rows, key=lambda r: r[x])
     first, last = vals[0], vals[-1]
     d, h = diff_ci95(first[y], first["trials"], last[y], last["trials"])
@@ -74,9 +88,11 @@ def verdict_decreasing(rows: list[dict], x: str, y: str = "accuracy") -> tuple[b
     return d > h, f"{text} (first minus last {d:+.2f} ± {h:.2f})"
 
 
-def verdict_best_at(rows: list[dict], x: str, where: str, y: str = "accuracy") -> tuple[bool, str]:
+def verdict_best_at(rows: list[dict], x: str, where: str, y: str = "accuracy") -> tuple[bool | None, str]:
     """Claim "y is best at the start" (``where="first"``) or "best strictly inside the
     range" (``where="inside"``) of x; the best is the largest y (earliest on ties)."""
+    if _too_few(rows, x):
+        return None, _too_few(rows, x)
     vals = sorted(rows, key=lambda r: r[x])
     best = max(range(len(vals)), key=lambda i: (vals[i][y], -i))
     ok = best == 0 if where == "first" else 0 < best < len(vals) - 1

@@ -155,7 +155,7 @@ for r in cells(catalog.first_order, SHAPE):
                     "± (95%)": d["accuracy_diff_ci95"], "second-order AUC": sr["metrics"]["auc"],
                     "first-order AUC": fo["metrics"]["auc"], "Δ AUC": d["auc_diff"],
                     "Δ AUC 95% CI": f"[{d['auc_diff_lo']:+.2f}, {d['auc_diff_hi']:+.2f}]",
-                    "profile": r["shown"]})
+                    "profile (first / second order)": f"{r['shown']} / {so['shown']}"})
 first_order = pd.DataFrame(fo_rows).set_index(["dataset", "attack", "ways", "shots"])
 first_order.round(3)
 
@@ -208,7 +208,8 @@ for ds in sorted(stages["dataset"].unique()):
         ok, why = verdict_best_at(s.to_dict("records"), "stage", where)
         claims.append((name, ds, attack, ok, why))
 for claim, ds, attack, ok, why in claims:
-    print(f"{claim} [{ds}, {attack}]: {'CONFIRMED' if ok else 'NOT CONFIRMED'} -- {why}")
+    verdict = "UNDECIDED" if ok is None else "CONFIRMED" if ok else "NOT CONFIRMED"
+    print(f"{claim} [{ds}, {attack}]: {verdict} -- {why}")
 
 # %%
 # sanity check for nbval: every figure has its points

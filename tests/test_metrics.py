@@ -116,3 +116,5 @@ def test_claim_verdicts_follow_their_rules():
     assert verdict_best_at(rows, "x", "first")[0] and not verdict_best_at(rows, "x", "inside")[0]
     bump = [dict(r, accuracy=a) for r, a in zip(rows, (0.6, 0.9, 0.7))]
     assert verdict_best_at(bump, "x", "inside")[0] and not verdict_best_at(bump, "x", "first")[0]
+    for verdict in (verdict_flat(rows[:2], "x"), verdict_decreasing(rows[:2], "x"), verdict_best_at(rows[:2], "x", "first")):
+        assert verdict[0] is None and "at least 3" in verdict[1]
