@@ -11,6 +11,8 @@ all (resumably) into ``results/<profile>/``, and the book's chapters read them b
 - ``tables-3-4``: attack runtime against iterations and data size (one process).
 - ``ways-shots``, ``training-stages``: Figures 5-6 (with Tables I-II's cells) and 7-8.
 - ``first-order``, ``inner-loop``: first-order MAML; inner learning rate and steps.
+- ``defence-attacks``, ``defence-learning``: Figures 9-12 and the Gaussian mechanism's
+  privacy budget (attack accuracy and learning accuracy under each defence).
 
 Profiles: ``quick`` (CI and laptops, minutes) and ``paper`` (the paper's scale: 100 test
 trials with 50 members and 100 separate validation trials per cell).
@@ -31,18 +33,26 @@ _SCALE = {
     "quick": dict(trials=20, validation=20, train_iterations=300, stages=(300,),
                   grid=((3, 1), (5, 1)), runtime_iterations=(50,), runtime_sizes=(3, 5), runtime_trials=4,
                   sensitivity_datasets=("mnist",), extra_shapes=((10, 1),),
-                  curve_stages=(0, 300), fo_shapes=((3, 1),), inner_lrs=(0.3,), inner_steps=(2,)),
+                  curve_stages=(0, 300), fo_shapes=((3, 1),), inner_lrs=(0.3,), inner_steps=(2,),
+                  defence_datasets=("mnist",), data_noise=(0.3,), grad_noise=(1e-3,), dp_sigmas=(1.0,)),
     "paper": dict(trials=100, validation=100, train_iterations=1000, stages=(300, 1000),
                   grid=tuple((w, s) for w in (3, 5, 7) for s in (1, 2, 3)),
                   runtime_iterations=(50, 100, 200), runtime_sizes=(3, 5, 10, 15, 20), runtime_trials=8,
                   sensitivity_datasets=DATASETS, extra_shapes=((10, 1), (3, 5)),
                   curve_stages=(0, 100, 200, 300, 500, 700, 1000), fo_shapes=((3, 1), (5, 1)),
-                  inner_lrs=(0.01, 0.03, 0.3, 1.0), inner_steps=(2, 5)),
+                  inner_lrs=(0.01, 0.03, 0.3, 1.0), inner_steps=(2, 5),
+                  defence_datasets=DATASETS, data_noise=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+                  grad_noise=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2), dp_sigmas=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0)),
 }
 # Figures 5-6: ways at one shot, shots at three ways (the other points are Tables I-II cells)
 FIG5_WAYS, FIG6_SHOTS = (3, 5, 7, 10), (1, 2, 3, 5)
 # attack settings tuned per training stage on validation trials (Figures 7-8)
 STAGE_TUNED_LRS = (0.03, 0.1)
+# Defences (Figures 9-12): the support attack runs at this stage of noise-free training;
+# the Gaussian mechanism clips at DP_CLIP (task gradients of the untrained 3-way 1-shot
+# network have norms 0.06-0.10) and is accounted for DP_POPULATION task-learners, each
+# sampled with probability meta_batch / DP_POPULATION, at DP_DELTA.
+DEFENCE_STAGE, DP_CLIP, DP_POPULATION, DP_DELTA, META_BATCH = 300, 0.1, 1000, 1e-5, 4
 
 
 def scale(profile: str) -> dict:
@@ -64,7 +74,8 @@ def membership_cell(config: dict) -> dict:
     network, no training), attack (the attack config's fields); optional: attacks (a
     list of candidate attack configs, chosen per game on the validation trials),
     first_order, inner_steps, games (default both), learning (meta-train even for
-    stage 0, to report the learning accuracy of every stage).
+    stage 0, to report the learning accuracy of every stage), noise (a defence on the
+    real task gradients, :func:`noise_from`; the attacked model is trained without it).
 
     The support attack (and the query attack at a stage > 0) runs on ATTACK_NET
     meta-trained with the cell's ways, shots and inner loop; the stage with the best
@@ -81,6 +92,7 @@ def membership_cell(config: dict) -> dict:
     f = forward(ConvNet(w, **ATTACK_NET))
     maml = MAMLConfig(config["inner_lr"], config.get("inner_steps", 1), config.get("first_order", False))
     cls = QueryAttackConfig if target == "query" else SupportAttackConfig
+    noise = noise_from(config.get("noise"))
     if max(config["stages"]) == 0 and not config.get("learning", False):
         snapshots = {0: init_params(ConvNet(w, **ATTACK_NET), seed=config["seed"])}
         history = []
@@ -97,12 +109,50 @@ def membership_cell(config: dict) -> dict:
         g = GameConfig(target, game, w, s, config["trials"], config["seed"])
         snaps = snapshots if stage is None else {stage: snapshots[stage]}
         if "attacks" in config:
-            r = evaluate_selected(f, snaps, data, g, maml, [cls(**a) for a in config["attacks"]], config["validation"])
+            r = evaluate_selected(f, snaps, data, g, maml, [cls(**a) for a in config["attacks"]], config["validation"],
+                                  noise)
         else:
-            r = evaluate_stages(f, snaps, data, g, maml, cls(**config["attack"]), config["validation"])
+            r = evaluate_stages(f, snaps, data, g, maml, cls(**config["attack"]), config["validation"], noise)
         stage = r["stage"]
         out[game] = r
     out["learning"] = [h for h in history if h.get("iteration") in snapshots] if history else []
+    return out
+
+
+def noise_from(spec: dict | None):
+    """A defence from its JSON spec: ``{"location": ..., "std": ...}`` (the paper's noise)
+    or ``{"clip": ..., "noise_multiplier": ...}`` (the Gaussian mechanism); None: none."""
+    from .defenses import gaussian_mechanism, noise_at
+
+    if not spec:
+        return None
+    if "location" in spec:
+        return noise_at(spec["location"], spec["std"])
+    return gaussian_mechanism(spec["clip"], spec["noise_multiplier"])
+
+
+def learning_cell(config: dict) -> dict:
+    """Meta-test accuracy of ATTACK_NET meta-trained with a defence (``noise`` spec or
+    none): dataset, ways, shots, seed, inner_lr, train_iterations, noise. For the
+    Gaussian mechanism the privacy budget of the whole training is added."""
+    from .defenses import epsilon
+    from .experiments import ATTACK_NET
+    from .training import TrainConfig, meta_train, run_folder
+
+    noise = noise_from(config.get("noise"))
+    extra = {"noise": noise} if noise is not None else {}
+    tc = TrainConfig(dataset=config["dataset"], ways=config["ways"], shots=config["shots"], **ATTACK_NET,
+                     inner_lr=config["inner_lr"], seed=config["seed"], iterations=config["train_iterations"],
+                     meta_batch=META_BATCH, epoch_iterations=100, eval_tasks=200, **extra)
+    res = meta_train(tc, out_dir=run_folder(runs_dir(), tc), progress=False)
+    out = {"test_acc": res.history[-1]["test_acc"], "test_ci95": res.history[-1]["test_ci95"],
+           "history": res.history}
+    spec = config.get("noise") or {}
+    if "noise_multiplier" in spec:
+        q = META_BATCH / DP_POPULATION
+        out["epsilon"] = epsilon(spec["noise_multiplier"], q, config["train_iterations"], DP_DELTA)
+        out["accounting"] = {"sample_rate": q, "steps": config["train_iterations"], "delta": DP_DELTA,
+                             "population": DP_POPULATION, "accountant": "opacus RDP"}
     return out
 
 
@@ -180,6 +230,41 @@ def inner_loop(profile: str) -> Experiment:
     return Experiment("inner-loop", membership_cell, tuple(cells))
 
 
+def _noise_specs(p: dict) -> list[dict]:
+    specs = []
+    for location in ("support_data", "adaptation_grad", "query_data", "validation_grad"):
+        levels = p["data_noise"] if location.endswith("_data") else p["grad_noise"]
+        specs += [{"location": location, "std": float(v)} for v in levels]
+    return specs
+
+
+def _dp_specs(p: dict) -> list[dict]:
+    return [{"clip": DP_CLIP, "noise_multiplier": float(s)} for s in p["dp_sigmas"]]
+
+
+def defence_attacks(profile: str) -> Experiment:
+    """Figures 9-12 and the DP plot, attack side: each attack (paper's game, 3-way
+    1-shot) against task gradients perturbed by each defence."""
+    p = scale(profile)
+    cells = []
+    for d in p["defence_datasets"]:
+        for spec in _noise_specs(p) + _dp_specs(p):
+            for t in TARGETS:
+                stages = [0] if t == "query" else [DEFENCE_STAGE]
+                cells.append(_cell(p, d, t, 3, 1, stages=stages, games=["paper"], noise=spec))
+    return Experiment("defence-attacks", membership_cell, tuple(cells))
+
+
+def defence_learning(profile: str) -> Experiment:
+    """Figures 9-12 and the DP plot, learning side: meta-training under each defence
+    (and without one, the baseline)."""
+    p = scale(profile)
+    cells = [{"dataset": d, "ways": 3, "shots": 1, "seed": 0, "inner_lr": INNER_LR,
+              "train_iterations": p["train_iterations"], "noise": spec}
+             for d in p["defence_datasets"] for spec in [None] + _noise_specs(p) + _dp_specs(p)]
+    return Experiment("defence-learning", learning_cell, tuple(cells))
+
+
 def tables_3_4(profile: str) -> Experiment:
     p = scale(profile)
     cells = tuple({"target": t, "iterations": it, "size": n, "trials": p["runtime_trials"], "inner_lr": INNER_LR}
@@ -190,4 +275,4 @@ def tables_3_4(profile: str) -> Experiment:
 def experiments(profile: str) -> list[Experiment]:
     """Every experiment of ``profile``, in the order the book presents them."""
     return [tables_1_2(profile), tables_3_4(profile), ways_shots(profile), training_stages(profile),
-            first_order(profile), inner_loop(profile)]
+            first_order(profile), inner_loop(profile), defence_attacks(profile), defence_learning(profile)]

@@ -24,6 +24,7 @@ in as plain tensors, so every function below is pure and vmappable over tasks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -53,16 +54,24 @@ class GaussianNoise:
 
 @dataclass(frozen=True)
 class TaskNoise:
-    """Noise at the four places of paper section IV-E."""
+    """Noise at the four places of paper section IV-E. ``clip`` (optional, > 0) scales the
+    shared gradient to norm at most ``clip`` before the validation-gradient noise is
+    added: with ``validation_grad.std = sigma * clip`` this is the Gaussian mechanism of
+    :mod:`mamlpriv.defenses`."""
 
     support_data: GaussianNoise = field(default_factory=GaussianNoise)
     adaptation_grad: GaussianNoise = field(default_factory=GaussianNoise)
     query_data: GaussianNoise = field(default_factory=GaussianNoise)
     validation_grad: GaussianNoise = field(default_factory=GaussianNoise)
+    clip: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.clip is not None and not (self.clip > 0 and math.isfinite(self.clip)):
+            raise ValueError(f"clip must be a finite number > 0 or None, got {self.clip!r}")
 
     @property
     def active(self) -> bool:
-        return any(
+        return self.clip is not None or any(
             n.active for n in (self.support_data, self.adaptation_grad, self.query_data, self.validation_grad)
         )
 
@@ -115,6 +124,8 @@ def draw_noise(
         }
     if noise.query_data.active:
         out["query"] = _gauss(noise.query_data, torch.Size(lead + tuple(query_shape)), generator, dtype)
+    if noise.clip is not None:
+        out["clip"] = torch.full(lead, noise.clip, dtype=dtype)
     if noise.validation_grad.active:
         out["validation"] = {
             k: _gauss(noise.validation_grad, torch.Size(lead + tuple(v.shape)), generator, dtype)
@@ -200,6 +211,10 @@ def task_gradient(
             return query_loss(adapt(f, omega, x_s, y_s, cfg, adaptation_noise, loss=loss))
 
         g, (value, acc) = grad_and_value(outer, has_aux=True)(params)
+    if "clip" in noise:  # scale to norm <= clip (the norm of all parameters together)
+        norm = torch.sqrt(sum((v**2).sum() for v in g.values()))
+        scale = torch.clamp(noise["clip"] / (norm + 1e-12), max=1.0)
+        g = {k: v * scale for k, v in g.items()}
     if "validation" in noise:
         g = {k: g[k] + noise["validation"][k] for k in g}
     return g, value, acc

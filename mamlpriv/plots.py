@@ -66,3 +66,38 @@ def metric_curve(rows: Sequence[Mapping], x: str, y: str = "accuracy", ax: Axes 
     ax.set_ylabel(y.replace("_", " "))
     ax.grid(alpha=0.3)
     return ax
+
+
+def noise_panel(rows: Sequence[Mapping], ax: Axes | None = None, title: str | None = None) -> Axes:
+    """One panel of Figures 9-12: attack accuracy (red) and learning accuracy (blue)
+    against the noise level (log scale), the noise-free learning accuracy dashed, and the
+    confident noise area shaded green. ``rows``: :func:`mamlpriv.report.defence_rows` of
+    one dataset, attack and location."""
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3))
+    rows = sorted(rows, key=lambda r: r["level"])
+    x = [r["level"] for r in rows]
+    ax.plot(x, [r["attack_accuracy"] for r in rows], "o-", color="tab:red", ms=4, label="attack accuracy")
+    learn = [(r["level"], r["learning_accuracy"]) for r in rows if r["learning_accuracy"] is not None]
+    if learn:
+        ax.plot(*zip(*learn), "s-", color="tab:blue", ms=4, label="learning accuracy")
+    base = next((r["baseline_learning"] for r in rows if r["baseline_learning"] is not None), None)
+    if base is not None:
+        ax.axhline(base, color="tab:blue", ls="--", lw=1, label="learning, no noise")
+    # shade each confident level over half a log-step either side
+    logs = np.log10(x)
+    half = (np.diff(logs).min() / 2) if len(logs) > 1 else 0.25
+    for r, lx in zip(rows, logs):
+        if r.get("confident"):
+            ax.axvspan(10 ** (lx - half), 10 ** (lx + half), color="tab:green", alpha=0.2, lw=0)
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("noise standard deviation")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax

@@ -98,3 +98,85 @@ def verdict_best_at(rows: list[dict], x: str, where: str, y: str = "accuracy") -
     ok = best == 0 if where == "first" else 0 < best < len(vals) - 1
     text = ", ".join(f"{r[x]}: {r[y]:.2f}" for r in vals)
     return ok, f"{text} (best at {vals[best][x]})"
+
+
+# ----- defences: attack and learning under noise -----------------------------------------
+
+def _spec_key(spec: dict | None) -> str:
+    import json
+
+    return json.dumps(spec or {}, sort_keys=True)
+
+
+def defence_rows(attack_records: list[dict], learning_records: list[dict], attack_max: float = 0.6,
+                 learning_drop: float = 0.05) -> list[dict]:
+    """One row per (dataset, attack, defence level): attack accuracy and AUC (paper's
+    game) beside the learning accuracy of MAML meta-trained under the same defence, the
+    noise-free learning accuracy, epsilon for the Gaussian mechanism, and whether the
+    level lies in the confident noise area (:func:`mamlpriv.defenses.confident_area`)."""
+    from .defenses import confident_area
+
+    learning = {(r["config"]["dataset"], _spec_key(r["config"].get("noise"))): r["result"] for r in learning_records}
+    rows = []
+    for rec in attack_records:
+        c, spec = rec["config"], rec["config"].get("noise") or {}
+        lrn = learning.get((c["dataset"], _spec_key(spec)), {})
+        base = learning.get((c["dataset"], _spec_key(None)), {})
+        m = rec["result"]["paper"]["metrics"]
+        rows.append({
+            "dataset": c["dataset"], "attack": c["target"],
+            "location": spec.get("location", "gaussian mechanism"),
+            "level": spec.get("std", spec.get("noise_multiplier")),
+            "attack_accuracy": m["accuracy"], "attack_auc": m["auc"],
+            "learning_accuracy": lrn.get("test_acc"), "baseline_learning": base.get("test_acc"),
+            "epsilon": lrn.get("epsilon"), "profile": rec.get("shown", rec.get("profile")),
+        })
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["attack"], r["location"]), []).append(r)
+    for group in groups.values():
+        group.sort(key=lambda r: r["level"])
+        known = [r for r in group if r["learning_accuracy"] is not None and r["baseline_learning"] is not None]
+        flags = confident_area([r["level"] for r in known], [r["attack_accuracy"] for r in known],
+                               [r["learning_accuracy"] for r in known],
+                               known[0]["baseline_learning"] if known else 0.0, attack_max, learning_drop)
+        for r in group:
+            r["confident"] = None
+        for r, ok in zip(known, flags):
+            r["confident"] = ok
+    return [r for g in groups.values() for r in g]
+
+
+def _compare_verdict(better: float, worse: float) -> str:
+    return "AGREES" if better > worse else "TIE" if better == worse else "DOES NOT AGREE"
+
+
+def defence_claims(rows: list[dict]) -> list[str]:
+    """The paper's two claims on :func:`defence_rows` (its four noise locations only):
+
+    - support attacks are more sensitive to noise: more confident levels for the
+      support attack than for the query attack, summed over the four locations;
+    - query-data noise is more effective than support-data noise: lower mean attack
+      accuracy over the image-noise levels both locations share.
+    """
+    rows = [r for r in rows if r["location"] != "gaussian mechanism"]
+    out = []
+    for ds in sorted({r["dataset"] for r in rows}):
+        d = [r for r in rows if r["dataset"] == ds]
+        conf = {a: sum(bool(r["confident"]) for r in d if r["attack"] == a) for a in ("query", "support")}
+        n = {a: sum(r["attack"] == a for r in d) for a in ("query", "support")}
+        out.append(f"[{ds}] support attacks more sensitive to noise: {_compare_verdict(conf['support'], conf['query'])}"
+                   f" -- confident levels: query {conf['query']}/{n['query']}, support {conf['support']}/{n['support']}")
+        for attack in ("query", "support"):
+            acc = {loc: {r["level"]: r["attack_accuracy"] for r in d if r["attack"] == attack and r["location"] == loc}
+                   for loc in ("support_data", "query_data")}
+            common = sorted(set(acc["support_data"]) & set(acc["query_data"]))
+            name = f"[{ds}, {attack} attack] query-data noise more effective than support-data noise"
+            if not common:
+                out.append(f"{name}: UNDECIDED -- no noise level measured at both locations")
+                continue
+            ms = sum(acc["support_data"][v] for v in common) / len(common)
+            mq = sum(acc["query_data"][v] for v in common) / len(common)
+            out.append(f"{name}: {_compare_verdict(-mq, -ms)} -- mean attack accuracy over levels {common}: "
+                       f"query data {mq:.3f}, support data {ms:.3f}")
+    return out

@@ -81,7 +81,8 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         if "noise" in d and isinstance(d["noise"], dict):
-            d["noise"] = TaskNoise(**{k: GaussianNoise(**v) for k, v in d["noise"].items()})
+            d["noise"] = TaskNoise(**{k: GaussianNoise(**v) if isinstance(v, dict) else v
+                                      for k, v in d["noise"].items()})
         return cls(**d)
 
 

@@ -118,3 +118,30 @@ def test_claim_verdicts_follow_their_rules():
     assert verdict_best_at(bump, "x", "inside")[0] and not verdict_best_at(bump, "x", "first")[0]
     for verdict in (verdict_flat(rows[:2], "x"), verdict_decreasing(rows[:2], "x"), verdict_best_at(rows[:2], "x", "first")):
         assert verdict[0] is None and "at least 3" in verdict[1]
+
+
+def test_defence_rows_mark_the_confident_area_and_claims_compare():
+    from mamlpriv.report import defence_claims, defence_rows
+
+    def att(target, loc, std, acc):
+        return {"config": {"dataset": "mnist", "target": target, "noise": {"location": loc, "std": std}},
+                "result": {"paper": {"metrics": {"accuracy": acc, "auc": acc}}}, "shown": "quick"}
+
+    def lrn(loc, std, acc):
+        return {"config": {"dataset": "mnist", "noise": None if loc is None else {"location": loc, "std": std}},
+                "result": {"test_acc": acc}}
+
+    attacks = [att("support", "query_data", 0.1, 0.9), att("support", "query_data", 1.0, 0.55),
+               att("support", "support_data", 0.1, 0.9), att("support", "support_data", 1.0, 0.7),
+               att("query", "query_data", 1.0, 0.9), att("query", "support_data", 1.0, 0.9)]
+    learning = [lrn(None, 0, 0.8), lrn("query_data", 0.1, 0.8), lrn("query_data", 1.0, 0.78),
+                lrn("support_data", 0.1, 0.8), lrn("support_data", 1.0, 0.5)]
+    rows = defence_rows(attacks, learning)
+    conf = {(r["attack"], r["location"], r["level"]): r["confident"] for r in rows}
+    assert conf == {("support", "query_data", 0.1): False, ("support", "query_data", 1.0): True,
+                    ("support", "support_data", 0.1): False, ("support", "support_data", 1.0): False,
+                    ("query", "query_data", 1.0): False, ("query", "support_data", 1.0): False}
+    claims = defence_claims(rows)
+    assert "more sensitive to noise: AGREES" in claims[0]  # 1 confident level against 0
+    assert "query attack] query-data noise more effective than support-data noise: TIE" in claims[1]
+    assert "support attack] query-data noise more effective than support-data noise: AGREES" in claims[2]

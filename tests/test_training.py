@@ -63,8 +63,12 @@ def test_resume_refuses_another_config(tmp_path):
         meta_train(TrainConfig(**{**SMALL, "inner_lr": 0.1}), tmp_path, progress=False)
 
 
-def test_checkpoint_loads_weights_only_and_roundtrips_config(tmp_path):
-    cfg = TrainConfig(**SMALL, first_order=True)
+@pytest.mark.parametrize("noise", [None, "dp"])
+def test_checkpoint_loads_weights_only_and_roundtrips_config(tmp_path, noise):
+    from mamlpriv.defenses import gaussian_mechanism
+
+    extra = {"noise": gaussian_mechanism(1.0, 0.5)} if noise else {}
+    cfg = TrainConfig(**SMALL, first_order=True, **extra)
     meta_train(cfg, tmp_path, progress=False)
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["config"] == cfg and state["iteration"] == 6
