@@ -116,6 +116,7 @@ def stage_figure(attack: str):
         metric_curve(learn.to_dict("records"), "stage", "learning_acc", ax=twin, band=False, color="grey", ls="--",
                      label="meta-test accuracy")
         twin.set_ylim(0, 1)
+        twin.set_ylabel("meta-test accuracy (dashed)")
         twin.grid(False)
         ax.set_ylim(0.3, 1.02)
         ax.set_xlabel("meta-iteration")
