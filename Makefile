@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED := 1
 KERNEL  := mamlpriv
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: setup execute book test pytest nbval sync bench clean
+.PHONY: setup execute book test pytest nbval sync bench paper status clean
 
 setup: $(VENV)/.installed
 
@@ -49,6 +49,16 @@ test: pytest nbval book
 
 bench: setup
 	$(BIN)/python bench/maml_speed.py
+	$(BIN)/python bench/attack_runtime.py
+	$(BIN)/python bench/runner_scaling.py
+
+# The paper-scale profile of every experiment into results/paper/ (hours on a laptop CPU;
+# resumes where it stopped). Options: make paper RUN_ARGS="--backend joblib --jobs 2"
+paper: setup
+	$(BIN)/python -m mamlpriv run --profile paper $(RUN_ARGS)
+
+status: setup
+	$(BIN)/python -m mamlpriv status --profile paper
 
 clean:
 	rm -rf book/_build book/*.ipynb runs

@@ -38,9 +38,14 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown experiment(s) {unknown}; choose from {known}")
         exps = [e for e in exps if e.name in args.experiment]
     if args.command == "status":
+        total = 0.0
         for e in exps:
-            done = len(runner.load(e, args.profile, args.root, missing_ok=True))
-            print(f"{args.profile}/{e.name}: {done}/{len(e.cells)} cells")
+            done = runner.load(e, args.profile, args.root, missing_ok=True)
+            secs = sum(r["seconds"] for r in done)
+            total += secs
+            est = f", about {secs / len(done) * len(e.cells) / 3600:.1f} h for all" if done else ""
+            print(f"{args.profile}/{e.name}: {len(done)}/{len(e.cells)} cells, {secs / 3600:.2f} h of cell time{est}")
+        print(f"total cell time so far: {total / 3600:.2f} h")
         return 0
     for e in exps:
         runner.run(e, args.profile, args.root, backend=args.backend, n_jobs=args.jobs, scheduler=args.scheduler)
