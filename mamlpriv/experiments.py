@@ -190,18 +190,10 @@ def evaluate_cell(
 
     Returns ``{"metrics": ..., "validation": ..., "records": [...]}`` where each record
     carries its prediction."""
-    from .metrics import best_threshold, membership_metrics
-
-    val_game = GameConfig(game.target, game.game, game.ways, game.shots, validation_trials, game.seed + _VALIDATION)
-    val = play(f, params, dataset, val_game, maml, attack, noise)
-    threshold = best_threshold(val.scores, val.members)
-    test = play(f, params, dataset, game, maml, attack, noise)
-    records = [dict(r, prediction=bool(r["score"] > threshold)) for r in test.records]
-    return {
-        "metrics": membership_metrics(test.scores, test.members, threshold),
-        "validation": membership_metrics(val.scores, val.members, threshold),
-        "records": records,
-    }
+    if attack is None:
+        attack = QueryAttackConfig() if game.target == "query" else SupportAttackConfig()
+    r = evaluate_selected(f, {0: params}, dataset, game, maml, [attack], validation_trials, noise)
+    return {k: r[k] for k in ("metrics", "validation", "records")}
 
 
 def evaluate_selected(
