@@ -26,7 +26,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,11 +220,6 @@ def collect(
     need = tuple(c for c in own.cells if key(c) not in stored)
     computed = run(Experiment(own.name, own.fn, need, own.parallel), profile, root, progress=progress) if need else []
     return list(stored.values()) + [dict(r, shown=profile) for r in computed]
-
-
-def run_all(experiments: Iterable[Experiment], profile: str, **kwargs) -> dict[str, list[dict]]:
-    """:func:`run` over several experiments, in order."""
-    return {e.name: run(e, profile, **kwargs) for e in experiments}
 
 
 def demo_cell(config: dict) -> dict:
