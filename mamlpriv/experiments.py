@@ -174,28 +174,6 @@ ATTACK_NET = {"hidden": 32, "norm": "none", "pool": "stride"}
 _VALIDATION = 1_000_003  # seed offset of validation trials: never the same tasks as test trials
 
 
-def evaluate_cell(
-    f: Forward,
-    params: Params,
-    dataset: ImageDataset,
-    game: GameConfig,
-    maml: MAMLConfig,
-    attack: QueryAttackConfig | SupportAttackConfig | None = None,
-    validation_trials: int = 100,
-    noise: TaskNoise | None = None,
-) -> dict:
-    """One cell of Tables I-II: calibrate the SSIM threshold on ``validation_trials``
-    separate trials (other seeds), then play ``game`` and report the metrics at that
-    threshold (accuracy, recall, precision, AUC, TPR at 1% and 10% FPR).
-
-    Returns ``{"metrics": ..., "validation": ..., "records": [...]}`` where each record
-    carries its prediction."""
-    if attack is None:
-        attack = QueryAttackConfig() if game.target == "query" else SupportAttackConfig()
-    r = evaluate_selected(f, {0: params}, dataset, game, maml, [attack], validation_trials, noise)
-    return {k: r[k] for k in ("metrics", "validation", "records")}
-
-
 def evaluate_selected(
     f: Forward,
     snapshots: dict[int, Params],
@@ -206,13 +184,17 @@ def evaluate_selected(
     validation_trials: int = 100,
     noise: TaskNoise | None = None,
 ) -> dict:
-    """:func:`evaluate_cell` with the training stage and the attack's settings chosen on
-    the validation trials: play the validation game for every snapshot
-    (``{meta-iteration: params}``) and every attack config, keep the pair with the
-    highest validation AUC (earliest stage, then first attack, on ties), calibrate the
-    threshold there and play the test game with it. Adds ``"stage"``, ``"attack"`` (the
-    chosen config's fields) and ``"validation_auc"`` (``"stage/attack index" -> AUC``)
-    to :func:`evaluate_cell`'s dictionary."""
+    """One membership cell (Tables I-II and every later figure), with the training stage
+    and the attack's settings chosen on ``validation_trials`` separate trials (other
+    seeds): play the validation game for every snapshot (``{meta-iteration: params}``)
+    and every attack config, keep the pair with the highest validation AUC (earliest
+    stage, then first attack, on ties), calibrate the SSIM threshold there and play
+    ``game`` with it; ``noise`` perturbs the real task gradients (a defence).
+
+    Returns ``"stage"``, ``"attack"`` (the chosen config's fields), ``"validation_auc"``
+    (``"stage/attack index" -> AUC``), ``"metrics"`` (test accuracy, recall, precision,
+    AUC, TPR at 1% and 10% FPR at that threshold), ``"validation"`` (the same on the
+    validation trials) and ``"records"`` (one per test trial, with its prediction)."""
     from .metrics import best_threshold, membership_metrics, roc_auc
 
     if not snapshots or not attacks:

@@ -36,7 +36,6 @@ def provenance(**extra) -> dict:
         "git_commit": _git("rev-parse", "HEAD") or "unknown (not a git checkout)",
         "library_modified_since_commit": bool(_git("status", "--porcelain", ".")),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__},
-        "torch": torch.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
         "platform": f"{platform.system()} {platform.release()}; {sys.implementation.name}",
         "date": datetime.date.today().isoformat(),

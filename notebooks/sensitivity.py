@@ -66,22 +66,33 @@ shapes = frame(base + extra)
 # validation trials.
 
 # %%
+def dataset_panels(rows: pd.DataFrame):
+    """One panel per dataset of ``rows``: ``(figure, [(axis, dataset), ...])``."""
+    datasets = sorted(rows["dataset"].unique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.4), squeeze=False)
+    return fig, list(zip(axes[0], datasets))
+
+
+def finish(ax, title: str) -> None:
+    """Chance line, accuracy range, title and legend of one panel."""
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set_ylim(0.3, 1.02)
+    ax.set_title(title)
+    ax.legend(loc="lower left")
+
+
 def shape_figure(kind: str):
     if kind == "ways":
         fixed, axis, values = ("shots", 1), "ways", catalog.FIG5_WAYS
     else:
         fixed, axis, values = ("ways", 3), "shots", catalog.FIG6_SHOTS
-    datasets = sorted(shapes["dataset"].unique())
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.4), squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
+    fig, panels = dataset_panels(shapes)
+    for ax, ds in panels:
         for attack in ("query", "support"):
             sel = shapes[(shapes.dataset == ds) & (shapes.attack == attack) & (shapes[fixed[0]] == fixed[1])
                          & shapes[axis].isin(values)]
             metric_curve(sel.to_dict("records"), axis, "accuracy", ax=ax, label=f"{attack} attack")
-        ax.axhline(0.5, color="grey", ls=":", lw=1)
-        ax.set_ylim(0.3, 1.02)
-        ax.set_title(f"{ds}, {fixed[1]} {fixed[0]}")
-        ax.legend(loc="lower left")
+        finish(ax, f"{ds}, {fixed[1]} {fixed[0]}")
     return fig
 
 
@@ -105,9 +116,8 @@ stages = frame(cells(catalog.training_stages), games=("paper", "strict"))
 
 
 def stage_figure(attack: str):
-    datasets = sorted(stages["dataset"].unique())
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.4), squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
+    fig, panels = dataset_panels(stages)
+    for ax, ds in panels:
         for game, ls in (("paper", "-"), ("strict", ":")):
             sel = stages[(stages.dataset == ds) & (stages.attack == attack) & (stages.game == game)]
             metric_curve(sel.to_dict("records"), "stage", "accuracy", ax=ax, label=f"{game} game", ls=ls)
@@ -118,10 +128,8 @@ def stage_figure(attack: str):
         twin.set_ylim(0, 1)
         twin.set_ylabel("meta-test accuracy (dashed)")
         twin.grid(False)
-        ax.set_ylim(0.3, 1.02)
         ax.set_xlabel("meta-iteration")
-        ax.set_title(f"{attack} attack, {ds}")
-        ax.legend(loc="lower left")
+        finish(ax, f"{attack} attack, {ds}")
     return fig
 
 
@@ -178,12 +186,8 @@ for attack in ("query", "support"):
     sel = loop[(loop.attack == attack) & (loop.inner_lr == catalog.INNER_LR)]
     metric_curve(sel.to_dict("records"), "inner_steps", "auc", ax=ax2, label=f"{attack} attack")
 ax1.set_xscale("log")
-for ax in (ax1, ax2):
-    ax.axhline(0.5, color="grey", ls=":", lw=1)
-    ax.set_ylim(0.3, 1.02)
-    ax.legend(loc="lower left")
-ax1.set_title("AUC against the inner learning rate (1 step)")
-ax2.set_title(f"AUC against inner steps (rate {catalog.INNER_LR})")
+finish(ax1, "AUC against the inner learning rate (1 step)")
+finish(ax2, f"AUC against inner steps (rate {catalog.INNER_LR})")
 plt.show()
 loop[["attack", "inner_lr", "inner_steps", "stage", "accuracy", "auc", "auc_lo", "auc_hi", "learning_acc",
       "profile"]].sort_values(["attack", "inner_steps", "inner_lr"]).round(3)

@@ -3,7 +3,7 @@
     python scripts/attack_search.py query --out results/attacks/search-query-untrained.json
 
 Each setting is scored by ROC AUC and best accuracy on ``--trials`` validation trials
-(seeds disjoint from the test trials of evaluate_cell).
+(seeds disjoint from the test trials of mamlpriv.experiments.evaluate_selected).
 """
 
 from __future__ import annotations

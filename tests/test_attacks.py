@@ -192,21 +192,22 @@ def test_write_result_records_provenance(tmp_path):
     out = json.loads((tmp_path / "r" / "x.json").read_text())
     prov = out["provenance"]
     assert prov["script"] == "scripts/x.py" and prov["args"] == {"a": 1}
-    assert (len(prov["git_commit"]) == 40 or prov["git_commit"].startswith("unknown")) and prov["date"] and prov["torch"]
+    assert (len(prov["git_commit"]) == 40 or prov["git_commit"].startswith("unknown")) and prov["date"] and prov["versions"]["torch"]
     assert isinstance(prov["library_modified_since_commit"], bool)
     assert out["rows"] == [{"auc": 0.5}] and not list((tmp_path / "r").glob("*.tmp"))
 
 
-def test_evaluate_cell_and_stage_selection_agree_and_pick_the_best_validation_auc(mnist_test):
-    """evaluate_stages over one snapshot is evaluate_cell; over several it keeps the
-    stage with the best validation AUC, and the test trials never enter the choice."""
-    from mamlpriv.experiments import evaluate_cell, evaluate_selected, evaluate_stages
+def test_stage_and_attack_selection_pick_the_best_validation_auc(mnist_test):
+    """evaluate_stages over one snapshot is evaluate_selected with one attack; over
+    several candidates the pair with the best validation AUC is kept, and the test trials
+    never enter the choice."""
+    from mamlpriv.experiments import evaluate_selected, evaluate_stages
 
     f, p = conv_net()
     p2 = {k: v * 0.5 for k, v in p.items()}
     game = GameConfig(target="query", trials=6, seed=5)
     attack = QueryAttackConfig(iterations=5)
-    one = evaluate_cell(f, p, mnist_test, game, MAMLConfig(0.1), attack, validation_trials=6)
+    one = evaluate_selected(f, {0: p}, mnist_test, game, MAMLConfig(0.1), [attack], validation_trials=6)
     staged = evaluate_stages(f, {0: p}, mnist_test, game, MAMLConfig(0.1), attack, validation_trials=6)
     assert staged["metrics"] == one["metrics"] and staged["stage"] == 0
     sel = evaluate_selected(f, {0: p, 7: p2}, mnist_test, game, MAMLConfig(0.1),
