@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python bench/maml_speed.py
 	$(BIN)/python bench/attack_runtime.py
 	$(BIN)/python bench/runner_scaling.py
+	$(BIN)/python bench/paper_profile.py
 
 # The paper-scale profile of every experiment into results/paper/ (hours on a laptop CPU;
 # resumes where it stopped). Options: make paper RUN_ARGS="--backend joblib --jobs 2"
