@@ -113,23 +113,36 @@ def defence_rows(attack_records: list[dict], learning_records: list[dict], attac
     """One row per (dataset, attack, defence level): attack accuracy and AUC (paper's
     game) beside the learning accuracy of MAML meta-trained under the same defence, the
     noise-free learning accuracy, epsilon for the Gaussian mechanism, and whether the
-    level lies in the confident noise area (:func:`mamlpriv.defenses.confident_area`)."""
+    level lies in the confident noise area (:func:`mamlpriv.defenses.confident_area`).
+
+    Where a configuration was trained from several seeds its learning accuracy is their
+    mean; ``baseline_runs`` and ``baseline_sd`` (sample standard deviation, None for one
+    run) describe the noise-free runs."""
+    import statistics
+
     from .defenses import confident_area
 
-    learning = {(r["config"]["dataset"], _spec_key(r["config"].get("noise"))): r["result"] for r in learning_records}
+    learning: dict[tuple, list[dict]] = {}
+    for r in learning_records:
+        learning.setdefault((r["config"]["dataset"], _spec_key(r["config"].get("noise"))), []).append(r["result"])
+
+    def mean_acc(results: list[dict]) -> float | None:
+        return statistics.fmean(x["test_acc"] for x in results) if results else None
+
     rows = []
     for rec in attack_records:
         c, spec = rec["config"], rec["config"].get("noise") or {}
-        lrn = learning.get((c["dataset"], _spec_key(spec)), {})
-        base = learning.get((c["dataset"], _spec_key(None)), {})
+        lrn = learning.get((c["dataset"], _spec_key(spec)), [])
+        base = learning.get((c["dataset"], _spec_key(None)), [])
         m = rec["result"]["paper"]["metrics"]
         rows.append({
             "dataset": c["dataset"], "attack": c["target"],
             "location": spec.get("location", "gaussian mechanism"),
             "level": spec.get("std", spec.get("noise_multiplier")),
             "attack_accuracy": m["accuracy"], "attack_auc": m["auc"],
-            "learning_accuracy": lrn.get("test_acc"), "baseline_learning": base.get("test_acc"),
-            "epsilon": lrn.get("epsilon"), "profile": rec.get("shown", rec.get("profile")),
+            "learning_accuracy": mean_acc(lrn), "baseline_learning": mean_acc(base), "baseline_runs": len(base),
+            "baseline_sd": statistics.stdev(x["test_acc"] for x in base) if len(base) > 1 else None,
+            "epsilon": lrn[0].get("epsilon") if lrn else None, "profile": rec.get("shown", rec.get("profile")),
         })
     groups: dict[tuple, list[dict]] = {}
     for r in rows:

@@ -134,9 +134,12 @@ def test_defence_rows_mark_the_confident_area_and_claims_compare():
     attacks = [att("support", "query_data", 0.1, 0.9), att("support", "query_data", 1.0, 0.55),
                att("support", "support_data", 0.1, 0.9), att("support", "support_data", 1.0, 0.7),
                att("query", "query_data", 1.0, 0.9), att("query", "support_data", 1.0, 0.9)]
-    learning = [lrn(None, 0, 0.8), lrn("query_data", 0.1, 0.8), lrn("query_data", 1.0, 0.78),
+    learning = [lrn(None, 0, 0.78), lrn(None, 0, 0.82), lrn("query_data", 0.1, 0.8), lrn("query_data", 1.0, 0.78),
                 lrn("support_data", 0.1, 0.8), lrn("support_data", 1.0, 0.5)]
     rows = defence_rows(attacks, learning)
+    # the baseline is the mean of the noise-free runs (0.80): 0.78 is within 5 points, 0.5 is not
+    assert {(round(r["baseline_learning"], 6), r["baseline_runs"], round(r["baseline_sd"], 6)) for r in rows} == {
+        (0.8, 2, round(0.04 / 2**0.5, 6))}
     conf = {(r["attack"], r["location"], r["level"]): r["confident"] for r in rows}
     assert conf == {("support", "query_data", 0.1): False, ("support", "query_data", 1.0): True,
                     ("support", "support_data", 0.1): False, ("support", "support_data", 1.0): False,
