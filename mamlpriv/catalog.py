@@ -280,6 +280,36 @@ def tables_3_4(profile: str) -> Experiment:
     return Experiment("tables-3-4", runtime_cell, cells, parallel=False)
 
 
+def _noise_key(config: dict) -> str:
+    import json
+
+    return json.dumps(config.get("noise"), sort_keys=True)
+
+
+# What makes a cell a point of a table or figure, whatever the profile's scale (trials,
+# training length, candidate stages): a page shows the paper profile's cell of a point
+# when it is stored and its own profile's cell otherwise, never both.
+POINT_KEYS = {
+    "tables-1-2": lambda c: (c["dataset"], c["target"], c["ways"], c["shots"]),
+    "tables-3-4": lambda c: (c["target"], c["iterations"], c["size"]),
+    "ways-shots": lambda c: (c["dataset"], c["target"], c["ways"], c["shots"]),
+    "training-stages": lambda c: (c["dataset"], c["target"], tuple(c["stages"])),
+    "first-order": lambda c: (c["dataset"], c["target"], c["ways"], c["shots"]),
+    "inner-loop": lambda c: (c["target"], c["inner_lr"], c.get("inner_steps", 1)),
+    "defence-attacks": lambda c: (c["dataset"], c["target"], _noise_key(c)),
+    "defence-learning": lambda c: (c["dataset"], c["seed"], _noise_key(c)),
+}
+
+
+def shown(experiment_for, profile: str, root: str | os.PathLike = "results") -> list[dict]:
+    """The cells a page of ``profile`` shows for one experiment (``experiment_for``, e.g.
+    :func:`tables_1_2`): :func:`mamlpriv.runner.collect` keyed by :data:`POINT_KEYS`."""
+    from .runner import collect
+
+    name = experiment_for(profile).name
+    return collect(experiment_for, profile, root, POINT_KEYS[name])
+
+
 def experiments(profile: str) -> list[Experiment]:
     """Every experiment of ``profile``, in the order the book presents them."""
     return [tables_1_2(profile), tables_3_4(profile), ways_shots(profile), training_stages(profile),

@@ -69,11 +69,6 @@ if profile not in runner.PROFILES:
     raise ValueError(f"profile must be one of {runner.PROFILES}, got {profile!r}")
 
 
-def results_for(experiment_for, key) -> list[dict]:
-    """Stored paper-profile cells, completed by this page's profile (see runner.collect)."""
-    return runner.collect(experiment_for, profile, results_dir, key)
-
-
 QUERY, SUPPORT = QueryAttackConfig(), SupportAttackConfig()
 print("query attack:", QUERY)
 print("support attack:", SUPPORT)
@@ -99,7 +94,7 @@ print("attacked network:", ATTACK_NET, "| task-learners' inner rate:", catalog.I
 # meta-training, and each cell picks its stage **on its validation trials only**.
 
 # %% tags=["remove-stderr"]
-cells = results_for(catalog.tables_1_2, lambda k: (k["dataset"], k["target"], k["ways"], k["shots"]))
+cells = catalog.shown(catalog.tables_1_2, profile, results_dir)
 shown = ", ".join(f"{n} cells of the {p} profile" for p, n in pd.Series([c["shown"] for c in cells]).value_counts().items())
 print(f"Tables I-II: {shown}")
 records = {(c["config"]["dataset"], c["config"]["target"], c["config"]["ways"], c["config"]["shots"]): c
@@ -221,7 +216,7 @@ grid[["profile", "trials", "accuracy", "paper accuracy", "Δ accuracy", "recall"
 # `bench/attack_runtime.py` prints the same grid.
 
 # %% tags=["remove-stderr"]
-rt_cells = results_for(catalog.tables_3_4, lambda k: (k["target"], k["iterations"], k["size"]))
+rt_cells = catalog.shown(catalog.tables_3_4, profile, results_dir)
 rt_rows = []
 for c in rt_cells:
     k, ours = c["config"], c["result"]["seconds_per_trial"]

@@ -57,8 +57,8 @@ from mamlpriv.report import defence_claims, defence_rows
 
 if profile not in runner.PROFILES:
     raise ValueError(f"profile must be one of {runner.PROFILES}, got {profile!r}")
-attack_cells = runner.collect(catalog.defence_attacks, profile, results_dir)
-learning_cells = runner.collect(catalog.defence_learning, profile, results_dir)
+attack_cells = catalog.shown(catalog.defence_attacks, profile, results_dir)
+learning_cells = catalog.shown(catalog.defence_learning, profile, results_dir)
 rows = pd.DataFrame(defence_rows(attack_cells, learning_cells))
 print(f"{len(attack_cells)} attack cells, {len(learning_cells)} learning cells "
       f"({', '.join(sorted(set(rows['profile'])))} profile)")

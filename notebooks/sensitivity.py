@@ -45,16 +45,16 @@ if profile not in runner.PROFILES:
 SHAPE = lambda k: (k["dataset"], k["target"], k["ways"], k["shots"])  # noqa: E731
 
 
-def cells(experiment_for, key=runner.cell_id):
-    return runner.collect(experiment_for, profile, results_dir, key)
+def cells(experiment_for):
+    return catalog.shown(experiment_for, profile, results_dir)
 
 
 def frame(records, games=("paper",)):
     return pd.DataFrame(membership_rows(records, games))
 
 
-base = cells(catalog.tables_1_2, SHAPE)
-extra = cells(catalog.ways_shots, SHAPE)
+base = cells(catalog.tables_1_2)
+extra = cells(catalog.ways_shots)
 shapes = frame(base + extra)
 
 # %% [markdown]
@@ -152,7 +152,7 @@ plt.show()
 # %%
 second = {SHAPE(r["config"]): r for r in base}
 fo_rows = []
-for r in cells(catalog.first_order, SHAPE):
+for r in cells(catalog.first_order):
     so = second.get(SHAPE(r["config"]))
     if so is None:
         continue

@@ -114,6 +114,20 @@ def test_catalog_profiles_have_distinct_cells():
     assert all(c["trials"] == 100 and c["validation"] == 100 for c in paper.cells)
 
 
+def test_point_keys_name_each_point_once_and_the_paper_profile_covers_the_quick_one():
+    """A page shows one cell per point: the keys are injective in every profile, and
+    every quick point is a paper point (a complete paper profile replaces the quick one)."""
+    quick = {e.name: e for e in catalog.experiments("quick")}
+    for exp in catalog.experiments("paper"):
+        key = catalog.POINT_KEYS[exp.name]
+        points = [key(c) for c in exp.cells]
+        assert len(set(points)) == len(points), exp.name
+        small = [key(c) for c in quick[exp.name].cells]
+        assert len(set(small)) == len(small) and set(small) <= set(points), exp.name
+    # a key that ignored the noise would merge the defence levels
+    assert len({catalog.POINT_KEYS["defence-attacks"](c) for c in catalog.defence_attacks("paper").cells}) == 160
+
+
 def test_collect_prefers_stored_paper_cells_and_fills_in_the_profile(tmp_path):
     def exp(profile):
         seeds = range(4) if profile == "paper" else range(2)
