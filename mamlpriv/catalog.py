@@ -13,6 +13,8 @@ all (resumably) into ``results/<profile>/``, and the book's chapters read them b
 - ``first-order``, ``inner-loop``: first-order MAML; inner learning rate and steps.
 - ``defence-attacks``, ``defence-learning``: Figures 9-12 and the Gaussian mechanism's
   privacy budget (attack accuracy and learning accuracy under each defence).
+- ``game-control``: both attacks and games against a shared gradient drowned in noise
+  (what the game gives away without the gradient).
 
 Profiles: ``quick`` (CI and laptops, minutes) and ``paper`` (the paper's scale: 100 test
 trials with 50 members and 100 separate validation trials per cell).
@@ -257,6 +259,23 @@ def defence_attacks(profile: str) -> Experiment:
     return Experiment("defence-attacks", membership_cell, tuple(cells))
 
 
+# Per-coordinate std of the validation-gradient noise that drowns the shared gradient in
+# the game-control cells (about 170 in norm against task-gradient norms below 1).
+CONTROL_NOISE = 1.0
+
+
+def game_control(profile: str) -> Experiment:
+    """What each game gives away without the gradient: both attacks (the defences'
+    setting, both games) against task gradients drowned in validation-gradient noise of
+    std :data:`CONTROL_NOISE`. Any accuracy above 0.5 here comes from what the attacker
+    knows besides the gradient (labels, query set, the target itself), not from it."""
+    p = scale(profile)
+    spec = {"location": "validation_grad", "std": CONTROL_NOISE}
+    cells = [_cell(p, d, t, 3, 1, stages=[0] if t == "query" else [DEFENCE_STAGE], noise=spec)
+             for d in p["defence_datasets"] for t in TARGETS]
+    return Experiment("game-control", membership_cell, tuple(cells))
+
+
 def defence_learning(profile: str) -> Experiment:
     """Figures 9-12 and the DP plot, learning side: meta-training under each defence, and
     without one (the baseline) from ``baseline_seeds``: runs of the same configuration
@@ -298,6 +317,7 @@ POINT_KEYS = {
     "inner-loop": lambda c: (c["target"], c["inner_lr"], c.get("inner_steps", 1)),
     "defence-attacks": lambda c: (c["dataset"], c["target"], _noise_key(c)),
     "defence-learning": lambda c: (c["dataset"], c["seed"], _noise_key(c)),
+    "game-control": lambda c: (c["dataset"], c["target"]),
 }
 
 
@@ -313,4 +333,5 @@ def shown(experiment_for, profile: str, root: str | os.PathLike = "results") -> 
 def experiments(profile: str) -> list[Experiment]:
     """Every experiment of ``profile``, in the order the book presents them."""
     return [tables_1_2(profile), tables_3_4(profile), ways_shots(profile), training_stages(profile),
-            first_order(profile), inner_loop(profile), defence_attacks(profile), defence_learning(profile)]
+            first_order(profile), inner_loop(profile), defence_attacks(profile), defence_learning(profile),
+            game_control(profile)]
