@@ -160,6 +160,25 @@ def defence_rows(attack_records: list[dict], learning_records: list[dict], attac
     return [r for g in groups.values() for r in g]
 
 
+def first_effective(rows: list[dict], attack_max: float = 0.6) -> list[dict]:
+    """Per (dataset, attack, location) of :func:`defence_rows`: the smallest noise level
+    at which the attack's accuracy is at most ``attack_max`` (None if none is), with the
+    learning accuracy there and its drop from the noise-free baseline. An empty confident
+    area means that this level already costs learning more than the rule allows."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["attack"], r["location"]), []).append(r)
+    out = []
+    for (ds, attack, loc), group in sorted(groups.items()):
+        hit = next((r for r in sorted(group, key=lambda r: r["level"]) if r["attack_accuracy"] <= attack_max), None)
+        lrn = hit["learning_accuracy"] if hit else None
+        base = group[0]["baseline_learning"]
+        out.append({"dataset": ds, "attack": attack, "location": loc, "level": hit["level"] if hit else None,
+                    "attack_accuracy": hit["attack_accuracy"] if hit else None, "learning_accuracy": lrn,
+                    "learning_drop": base - lrn if lrn is not None and base is not None else None})
+    return out
+
+
 def _compare_verdict(better: float, worse: float) -> str:
     return "AGREES" if better > worse else "TIE" if better == worse else "DOES NOT AGREE"
 

@@ -251,7 +251,10 @@ print(f"{len(slow)} of {len(runtime)} runtime cells less than 10x faster than th
 #   max-pooling we measured a validation AUC of 0.89 instead (table below).
 # - *The game.* In the paper's game most non-members belong to another class than the
 #   slot they are tested in, which the reconstruction exposes at once; the strict game
-#   (same class) is the harder question, and both attacks lose accuracy there.
+#   (same class) is the harder question, and both attacks lose accuracy there. How much
+#   of each attack's accuracy the game gives away with no gradient at all is measured
+#   in the defence chapter (*What the game gives away without the gradient*), by
+#   drowning the shared gradient in noise.
 # - *The support attack* depends on how much the support images move the shared
 #   gradient: on the inner rate (0.1 here; the paper does not give its own) and on the
 #   training stage, which each cell chooses on its validation trials.

@@ -121,7 +121,7 @@ def test_claim_verdicts_follow_their_rules():
 
 
 def test_defence_rows_mark_the_confident_area_and_claims_compare():
-    from mamlpriv.report import defence_claims, defence_rows
+    from mamlpriv.report import defence_claims, defence_rows, first_effective
 
     def att(target, loc, std, acc):
         return {"config": {"dataset": "mnist", "target": target, "noise": {"location": loc, "std": std}},
@@ -144,6 +144,9 @@ def test_defence_rows_mark_the_confident_area_and_claims_compare():
     assert conf == {("support", "query_data", 0.1): False, ("support", "query_data", 1.0): True,
                     ("support", "support_data", 0.1): False, ("support", "support_data", 1.0): False,
                     ("query", "query_data", 1.0): False, ("query", "support_data", 1.0): False}
+    eff = {(e["attack"], e["location"]): (e["level"], e["learning_drop"]) for e in first_effective(rows)}
+    assert eff[("support", "query_data")] == (1.0, pytest.approx(0.02))  # 0.55 <= 0.6 at level 1.0
+    assert eff[("query", "query_data")] == (None, None)  # 0.9: never effective
     claims = defence_claims(rows)
     assert "more sensitive to noise: AGREES" in claims[0]  # 1 confident level against 0
     assert "query attack] query-data noise more effective than support-data noise: TIE" in claims[1]
