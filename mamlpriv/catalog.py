@@ -87,26 +87,15 @@ def membership_cell(config: dict) -> dict:
     from .attacks import QueryAttackConfig, SupportAttackConfig
     from .data import load_dataset
     from .experiments import ATTACK_NET, GAMES, GameConfig, evaluate_selected, evaluate_stages
-    from .maml import MAMLConfig
-    from .models import ConvNet, forward, init_params
-    from .training import TrainConfig, meta_train, run_folder
+    from .models import ConvNet, forward
 
     w, s, target = config["ways"], config["shots"], config["target"]
     data = load_dataset(config["dataset"], "test")  # never the images the meta-learner trained on
     f = forward(ConvNet(w, **ATTACK_NET))
-    maml = MAMLConfig(config["inner_lr"], config.get("inner_steps", 1), config.get("first_order", False))
+    maml = _maml(config)
     cls = QueryAttackConfig if target == "query" else SupportAttackConfig
     noise = noise_from(config.get("noise"))
-    if max(config["stages"]) == 0 and not config.get("learning", False):
-        snapshots = {0: init_params(ConvNet(w, **ATTACK_NET), seed=config["seed"])}
-        history = []
-    else:
-        tc = TrainConfig(dataset=config["dataset"], ways=w, shots=s, **ATTACK_NET, inner_lr=maml.inner_lr,
-                         inner_steps=maml.inner_steps, first_order=maml.first_order, seed=config["seed"],
-                         iterations=config["train_iterations"], epoch_iterations=100, eval_tasks=100)
-        res = meta_train(tc, out_dir=run_folder(runs_dir(), tc), progress=False)
-        snapshots = {st: res.snapshots[st] for st in config["stages"]}
-        history = res.history
+    snapshots, history = attacked_snapshots(config)
     out = {}
     stage = None
     for game in config.get("games", GAMES):
@@ -120,6 +109,53 @@ def membership_cell(config: dict) -> dict:
         stage = r["stage"]
         out[game] = r
     out["learning"] = [h for h in history if h.get("iteration") in snapshots] if history else []
+    return out
+
+
+def _maml(config: dict):
+    from .maml import MAMLConfig
+
+    return MAMLConfig(config["inner_lr"], config.get("inner_steps", 1), config.get("first_order", False))
+
+
+def attacked_snapshots(config: dict) -> tuple[dict, list[dict]]:
+    """The models a membership cell attacks: ``({stage: params}, training history)``.
+    Stage 0 alone (without ``learning``) is the untrained network, no training;
+    otherwise ATTACK_NET meta-trained with the cell's task shape and inner loop for
+    ``train_iterations`` (cached in :func:`runs_dir`), at each of ``stages``."""
+    from .experiments import ATTACK_NET
+    from .models import ConvNet, init_params
+    from .training import TrainConfig, meta_train, run_folder
+
+    w, s = config["ways"], config["shots"]
+    if max(config["stages"]) == 0 and not config.get("learning", False):
+        return {0: init_params(ConvNet(w, **ATTACK_NET), seed=config["seed"])}, []
+    maml = _maml(config)
+    tc = TrainConfig(dataset=config["dataset"], ways=w, shots=s, **ATTACK_NET, inner_lr=maml.inner_lr,
+                     inner_steps=maml.inner_steps, first_order=maml.first_order, seed=config["seed"],
+                     iterations=config["train_iterations"], epoch_iterations=100, eval_tasks=100)
+    res = meta_train(tc, out_dir=run_folder(runs_dir(), tc), progress=False)
+    return {st: res.snapshots[st] for st in config["stages"]}, res.history
+
+
+def gradient_norms(config: dict, tasks: int = 100) -> dict[int, list[float]]:
+    """Norms of the noise-free task gradients (all parameters together) of ``tasks``
+    test tasks of a membership cell's shape at each of its attacked ``stages``: the scale
+    that per-coordinate gradient noise must be compared with. ``{stage: [norm, ...]}``."""
+    from .data import TaskSampler, derive_seed, load_dataset, stack_tasks
+    from .experiments import ATTACK_NET
+    from .maml import task_gradients
+    from .models import ConvNet, forward
+
+    snapshots, _ = attacked_snapshots(config)
+    data = load_dataset(config["dataset"], "test")
+    sampler = TaskSampler(data, config["ways"], config["shots"])
+    batch = stack_tasks([sampler.sample(derive_seed(config["seed"], 7, t)) for t in range(tasks)])
+    f = forward(ConvNet(config["ways"], **ATTACK_NET))
+    out = {}
+    for st, params in snapshots.items():
+        g = task_gradients(f, {k: v.detach() for k, v in params.items()}, batch, _maml(config))[0]
+        out[st] = [float(x) for x in sum((v.flatten(1) ** 2).sum(1) for v in g.values()).sqrt()]
     return out
 
 

@@ -142,3 +142,26 @@ def test_collect_prefers_stored_paper_cells_and_fills_in_the_profile(tmp_path):
     assert sorted(r["config"]["seed"] for r in full) == [0, 1, 2, 3] and {r["shown"] for r in full} == {"paper"}
     assert {r["config"]["seed"]: r["shown"] for r in runner.collect(exp, "quick", tmp_path, key)} == {
         0: "paper", 1: "paper", 2: "paper", 3: "paper"}
+
+
+def test_gradient_norms_match_a_per_task_loop():
+    """catalog.gradient_norms (vmapped, summed over parameter tensors) against each task's
+    gradient computed on its own and flattened."""
+    import torch
+
+    from mamlpriv.data import TaskSampler, derive_seed, load_dataset
+    from mamlpriv.experiments import ATTACK_NET
+    from mamlpriv.maml import MAMLConfig, task_gradient
+    from mamlpriv.metrics import flat
+    from mamlpriv.models import ConvNet, forward
+
+    config = {"dataset": "mnist", "ways": 3, "shots": 1, "seed": 0, "inner_lr": 0.1, "stages": [0]}
+    norms = catalog.gradient_norms(config, tasks=3)
+    snaps, history = catalog.attacked_snapshots(config)
+    assert list(norms) == [0] and history == []
+    f, p = forward(ConvNet(3, **ATTACK_NET)), snaps[0]
+    sampler = TaskSampler(load_dataset("mnist", "test"), 3, 1)
+    for t, n in enumerate(norms[0]):
+        task = sampler.sample(derive_seed(0, 7, t))
+        g, _, _ = task_gradient(f, p, task.support_x, task.support_y, task.query_x, task.query_y, MAMLConfig(0.1))
+        assert n == pytest.approx(float(torch.linalg.vector_norm(flat(g))), rel=1e-5) and n > 0
