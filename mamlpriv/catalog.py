@@ -145,17 +145,18 @@ def gradient_norms(config: dict, tasks: int = 100) -> dict[int, list[float]]:
     from .data import TaskSampler, derive_seed, load_dataset, stack_tasks
     from .experiments import ATTACK_NET
     from .maml import task_gradients
+    from .metrics import flat_rows
     from .models import ConvNet, forward
 
     snapshots, _ = attacked_snapshots(config)
     data = load_dataset(config["dataset"], "test")
     sampler = TaskSampler(data, config["ways"], config["shots"])
     batch = stack_tasks([sampler.sample(derive_seed(config["seed"], 7, t)) for t in range(tasks)])
-    f = forward(ConvNet(config["ways"], **ATTACK_NET))
+    f, maml = forward(ConvNet(config["ways"], **ATTACK_NET)), _maml(config)
     out = {}
     for st, params in snapshots.items():
-        g = task_gradients(f, {k: v.detach() for k, v in params.items()}, batch, _maml(config))[0]
-        out[st] = [float(x) for x in sum((v.flatten(1) ** 2).sum(1) for v in g.values()).sqrt()]
+        g = task_gradients(f, {k: v.detach() for k, v in params.items()}, batch, maml)[0]
+        out[st] = flat_rows(g).norm(dim=1).tolist()
     return out
 
 
@@ -338,20 +339,24 @@ def tables_3_4(profile: str) -> Experiment:
 
 
 def _noise_key(config: dict) -> str:
-    import json
+    from .defenses import spec_key
 
-    return json.dumps(config.get("noise"), sort_keys=True)
+    return spec_key(config.get("noise"))
+
+
+def _shape_key(c: dict) -> tuple:
+    return (c["dataset"], c["target"], c["ways"], c["shots"])
 
 
 # What makes a cell a point of a table or figure, whatever the profile's scale (trials,
 # training length, candidate stages): a page shows the paper profile's cell of a point
 # when it is stored and its own profile's cell otherwise, never both.
 POINT_KEYS = {
-    "tables-1-2": lambda c: (c["dataset"], c["target"], c["ways"], c["shots"]),
+    "tables-1-2": _shape_key,
     "tables-3-4": lambda c: (c["target"], c["iterations"], c["size"]),
-    "ways-shots": lambda c: (c["dataset"], c["target"], c["ways"], c["shots"]),
+    "ways-shots": _shape_key,
     "training-stages": lambda c: (c["dataset"], c["target"], tuple(c["stages"])),
-    "first-order": lambda c: (c["dataset"], c["target"], c["ways"], c["shots"]),
+    "first-order": _shape_key,
     "inner-loop": lambda c: (c["target"], c["inner_lr"], c.get("inner_steps", 1)),
     "defence-attacks": lambda c: (c["dataset"], c["target"], _noise_key(c)),
     "defence-learning": lambda c: (c["dataset"], c["seed"], _noise_key(c)),

@@ -27,6 +27,13 @@ LOCATIONS = ("support_data", "adaptation_grad", "query_data", "validation_grad")
 ACCOUNTANTS = ("rdp", "prv")
 
 
+def spec_key(spec: dict | None) -> str:
+    """A hashable, order-free name of a defence's JSON spec (None: no defence)."""
+    import json
+
+    return json.dumps(spec or {}, sort_keys=True)
+
+
 def noise_at(location: str, std: float) -> TaskNoise:
     """Zero-mean Gaussian noise of standard deviation ``std`` at one of :data:`LOCATIONS`."""
     if location not in LOCATIONS:

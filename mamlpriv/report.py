@@ -102,12 +102,6 @@ def verdict_best_at(rows: list[dict], x: str, where: str, y: str = "accuracy") -
 
 # ----- defences: attack and learning under noise -----------------------------------------
 
-def _spec_key(spec: dict | None) -> str:
-    import json
-
-    return json.dumps(spec or {}, sort_keys=True)
-
-
 def defence_rows(attack_records: list[dict], learning_records: list[dict], attack_max: float = 0.6,
                  learning_drop: float = 0.05) -> list[dict]:
     """One row per (dataset, attack, defence level): attack accuracy and AUC (paper's
@@ -120,11 +114,11 @@ def defence_rows(attack_records: list[dict], learning_records: list[dict], attac
     run) describe the noise-free runs."""
     import statistics
 
-    from .defenses import confident_area
+    from .defenses import confident_area, spec_key
 
     learning: dict[tuple, list[dict]] = {}
     for r in learning_records:
-        learning.setdefault((r["config"]["dataset"], _spec_key(r["config"].get("noise"))), []).append(r["result"])
+        learning.setdefault((r["config"]["dataset"], spec_key(r["config"].get("noise"))), []).append(r["result"])
 
     def mean_acc(results: list[dict]) -> float | None:
         return statistics.fmean(x["test_acc"] for x in results) if results else None
@@ -132,8 +126,8 @@ def defence_rows(attack_records: list[dict], learning_records: list[dict], attac
     rows = []
     for rec in attack_records:
         c, spec = rec["config"], rec["config"].get("noise") or {}
-        lrn = learning.get((c["dataset"], _spec_key(spec)), [])
-        base = learning.get((c["dataset"], _spec_key(None)), [])
+        lrn = learning.get((c["dataset"], spec_key(spec)), [])
+        base = learning.get((c["dataset"], spec_key(None)), [])
         m = rec["result"]["paper"]["metrics"]
         rows.append({
             "dataset": c["dataset"], "attack": c["target"],
