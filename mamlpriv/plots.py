@@ -101,3 +101,60 @@ def noise_panel(rows: Sequence[Mapping], ax: Axes | None = None, title: str | No
     if title:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+# ----- sensitivity figures (5-8, inner loop) ----------------------------------------------
+
+def dataset_panels(datasets: Sequence[str], width: float = 5.0, height: float = 3.4):
+    """A row of panels, one per dataset: ``(figure, [(axis, dataset), ...])``."""
+    datasets = sorted(set(datasets))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(width * len(datasets), height), squeeze=False)
+    return fig, list(zip(axes[0], datasets))
+
+
+def finish_accuracy(ax: Axes, title: str, legend: str = "lower left") -> Axes:
+    """Chance line, the accuracy range 0.3-1, title and legend of one attack panel."""
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set_ylim(0.3, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc=legend, fontsize=8)
+    return ax
+
+
+def shape_curves(rows: Sequence[Mapping], axis: str, fixed: tuple[str, int], values: Sequence[int]):
+    """Figures 5 (``axis="ways"``, ``fixed=("shots", 1)``) and 6 (``axis="shots"``,
+    ``fixed=("ways", 3)``): accuracy of both attacks against ``axis`` with its Wilson
+    band, paper's game, one panel per dataset. ``rows``: membership report rows."""
+    rows = [r for r in rows if r["game"] == "paper"]
+    fig, panels = dataset_panels([r["dataset"] for r in rows])
+    for ax, ds in panels:
+        for attack in ("query", "support"):
+            sel = [r for r in rows if r["dataset"] == ds and r["attack"] == attack and r[fixed[0]] == fixed[1]
+                   and r[axis] in values]
+            metric_curve(sel, axis, "accuracy", ax=ax, label=f"{attack} attack")
+        ax.set_xticks(list(values))
+        finish_accuracy(ax, f"{ds}, {fixed[1]} {fixed[0][:-1] if fixed[1] == 1 else fixed[0]}")
+    fig.tight_layout()
+    return fig
+
+
+def stage_curves(rows: Sequence[Mapping], attack: str):
+    """Figures 7 (query) and 8 (support): accuracy of ``attack`` against the meta-training
+    stage, paper's game solid and strict game dotted, and the meta-test accuracy of the
+    same snapshot dashed on the right axis; one panel per dataset."""
+    rows = [r for r in rows if r["attack"] == attack]
+    fig, panels = dataset_panels([r["dataset"] for r in rows])
+    for ax, ds in panels:
+        for game, ls in (("paper", "-"), ("strict", ":")):
+            sel = [r for r in rows if r["dataset"] == ds and r["game"] == game]
+            metric_curve(sel, "stage", "accuracy", ax=ax, label=f"{game} game", ls=ls)
+        learn = [r for r in rows if r["dataset"] == ds and r["game"] == "paper" and r["learning_acc"] is not None]
+        twin = ax.twinx()
+        metric_curve(learn, "stage", "learning_acc", ax=twin, band=False, color="grey", ls="--")
+        twin.set_ylim(0, 1)
+        twin.set_ylabel("meta-test accuracy (dashed)")
+        twin.grid(False)
+        ax.set_xlabel("meta-iteration")
+        finish_accuracy(ax, f"{attack} attack, {ds}")
+    fig.tight_layout()
+    return fig

@@ -206,3 +206,78 @@ def defence_claims(rows: list[dict]) -> list[str]:
             out.append(f"{name}: {_compare_verdict(-mq, -ms)} -- mean attack accuracy over levels {common}: "
                        f"query data {mq:.3f}, support data {ms:.3f}")
     return out
+
+
+# ----- sensitivity chapters: the paper's claims on Figures 5-8, first-order MAML ----------
+
+def _verdict_word(ok: bool | None) -> str:
+    return "UNDECIDED" if ok is None else "CONFIRMED" if ok else "NOT CONFIRMED"
+
+
+def shape_claims(rows: list[dict], ways: tuple = (3, 5, 7, 10), shots: tuple = (1, 2, 3, 5)) -> list[dict]:
+    """Figures 5-6 on :func:`membership_rows` (paper's game): per dataset and attack,
+    "accuracy roughly flat in ways" (one shot, :func:`verdict_flat`) and "accuracy falls
+    with shots" (three ways, :func:`verdict_decreasing`). One dict per claim: claim,
+    dataset, attack, verdict (CONFIRMED / NOT CONFIRMED / UNDECIDED), evidence."""
+    rows = [r for r in rows if r["game"] == "paper"]
+    out = []
+    for ds in sorted({r["dataset"] for r in rows}):
+        for attack in ("query", "support"):
+            sel = [r for r in rows if r["dataset"] == ds and r["attack"] == attack]
+            for claim, pick, rule in (
+                    ("Fig. 5: accuracy roughly flat in ways", [r for r in sel if r["shots"] == 1 and r["ways"] in ways],
+                     lambda s: verdict_flat(s, "ways")),
+                    ("Fig. 6: accuracy falls with shots", [r for r in sel if r["ways"] == 3 and r["shots"] in shots],
+                     lambda s: verdict_decreasing(s, "shots"))):
+                ok, why = rule(pick)
+                out.append({"claim": claim, "dataset": ds, "attack": attack, "verdict": _verdict_word(ok),
+                            "evidence": why})
+    return out
+
+
+def stage_claims(rows: list[dict], game: str = "paper") -> list[dict]:
+    """Figures 7-8 on :func:`membership_rows` of the training-stage cells: "query attack
+    best at epoch 0" and "support attack best when partly trained" (best strictly inside
+    the stages), per dataset, in ``game`` (:func:`verdict_best_at`)."""
+    out = []
+    for ds in sorted({r["dataset"] for r in rows}):
+        for attack, where, claim in (("query", "first", "Fig. 7: query attack best at epoch 0"),
+                                     ("support", "inside", "Fig. 8: support attack best when partly trained")):
+            sel = [r for r in rows if r["dataset"] == ds and r["attack"] == attack and r["game"] == game]
+            ok, why = verdict_best_at(sel, "stage", where)
+            out.append({"claim": claim, "dataset": ds, "attack": attack, "game": game, "verdict": _verdict_word(ok),
+                        "evidence": why})
+    return out
+
+
+def claim_sentence(c: dict) -> str:
+    """One sentence (markdown) for a claim dict of :func:`shape_claims` / :func:`stage_claims`."""
+    return (f"**{c['claim']}** ({c['dataset']}, {c['attack']} attack): **{c['verdict']}**; "
+            f"our accuracy by value: {c['evidence']}.")
+
+
+def order_comparison(first: list[dict], second: list[dict], game: str = "paper") -> list[dict]:
+    """First-order cells beside the second-order cells of the same dataset, attack, ways
+    and shots (runner records): accuracy and AUC of each, and first minus second with
+    the accuracy's normal 95% half-width and the AUC's bootstrap 95% interval
+    (:func:`compare`). First-order cells without a twin are left out."""
+    def key(r):
+        c = r["config"]
+        return c["dataset"], c["target"], c["ways"], c["shots"]
+
+    twins = {key(r): r for r in second}
+    out = []
+    for r in first:
+        so = twins.get(key(r))
+        if so is None:
+            continue
+        fo, sr = r["result"][game], so["result"][game]
+        d = compare(fo, sr)
+        ds, attack, w, s = key(r)
+        out.append({"dataset": ds, "attack": attack, "ways": w, "shots": s,
+                    "second_accuracy": sr["metrics"]["accuracy"], "first_accuracy": fo["metrics"]["accuracy"],
+                    "accuracy_diff": d["accuracy_diff"], "accuracy_diff_ci95": d["accuracy_diff_ci95"],
+                    "second_auc": sr["metrics"]["auc"], "first_auc": fo["metrics"]["auc"],
+                    "auc_diff": d["auc_diff"], "auc_diff_lo": d["auc_diff_lo"], "auc_diff_hi": d["auc_diff_hi"],
+                    "profile": f"{r.get('shown', r.get('profile'))} / {so.get('shown', so.get('profile'))}"})
+    return out

@@ -151,3 +151,61 @@ def test_defence_rows_mark_the_confident_area_and_claims_compare():
     assert "more sensitive to noise: AGREES" in claims[0]  # 1 confident level against 0
     assert "query attack] query-data noise more effective than support-data noise: TIE" in claims[1]
     assert "support attack] query-data noise more effective than support-data noise: AGREES" in claims[2]
+
+
+def _row(ds, attack, game="paper", **kw):
+    base = {"dataset": ds, "attack": attack, "game": game, "ways": 3, "shots": 1, "stage": 0, "trials": 100}
+    return {**base, **kw}
+
+
+def test_shape_claims_pick_the_figure_points_and_apply_the_rules():
+    from mamlpriv.report import shape_claims
+
+    rows = [_row("mnist", "query", ways=w, accuracy=a) for w, a in [(3, 0.9), (5, 0.85), (7, 0.95), (10, 0.88)]]
+    rows += [_row("mnist", "query", shots=s, accuracy=a) for s, a in [(2, 0.8), (3, 0.7), (5, 0.6)]]
+    rows += [_row("mnist", "query", ways=5, shots=3, accuracy=0.1)]  # on neither axis: ignored
+    rows += [_row("mnist", "query", "strict", ways=7, accuracy=0.1)]  # strict game: ignored
+    rows += [_row("mnist", "support", ways=w, accuracy=a) for w, a in [(3, 0.9), (5, 0.6)]]
+    claims = {(c["claim"][:6], c["attack"]): c for c in shape_claims(rows)}
+    flat, falls = claims[("Fig. 5", "query")], claims[("Fig. 6", "query")]
+    assert flat["verdict"] == "CONFIRMED" and "spread 0.10" in flat["evidence"]  # 0.95 - 0.85
+    assert falls["verdict"] == "CONFIRMED" and "1: 0.90" in falls["evidence"] and "5: 0.60" in falls["evidence"]
+    assert claims[("Fig. 5", "support")]["verdict"] == "UNDECIDED"  # two ways only
+    rows[2]["accuracy"] = 0.7  # spread 0.2 breaks "roughly flat"
+    assert {c["verdict"] for c in shape_claims(rows) if c["claim"].startswith("Fig. 5") and c["attack"] == "query"} == {
+        "NOT CONFIRMED"}
+
+
+def test_stage_claims_per_game():
+    from mamlpriv.report import claim_sentence, stage_claims
+
+    rows = [_row("mnist", "query", stage=s, accuracy=a) for s, a in [(0, 0.9), (300, 0.7), (1000, 0.6)]]
+    rows += [_row("mnist", "support", stage=s, accuracy=a) for s, a in [(0, 0.5), (300, 0.8), (1000, 0.7)]]
+    rows += [_row("mnist", "support", "strict", stage=s, accuracy=a) for s, a in [(0, 0.5), (300, 0.6), (1000, 0.7)]]
+    paper = {c["attack"]: c for c in stage_claims(rows)}
+    assert paper["query"]["verdict"] == paper["support"]["verdict"] == "CONFIRMED"
+    strict = {c["attack"]: c for c in stage_claims(rows, "strict")}
+    assert strict["support"]["verdict"] == "NOT CONFIRMED" and "best at 1000" in strict["support"]["evidence"]
+    assert strict["query"]["verdict"] == "UNDECIDED"  # no strict query rows
+    assert "**CONFIRMED**" in claim_sentence(paper["query"]) and "0: 0.90" in claim_sentence(paper["query"])
+
+
+def test_order_comparison_pairs_twins_and_signs_the_difference():
+    from mamlpriv.report import order_comparison
+
+    def rec(order_first, ds, w, members_right):
+        # 20 trials: members score 1.0, non-members 0.0; `members_right` members predicted right
+        recs = [{"score": 1.0 if i < members_right else 0.0, "member": True, "prediction": i < members_right}
+                for i in range(10)] + [{"score": 0.0, "member": False, "prediction": False} for _ in range(10)]
+        acc = (members_right + 10) / 20
+        return {"config": {"dataset": ds, "target": "support", "ways": w, "shots": 1, "first_order": order_first},
+                "result": {"paper": {"records": recs, "metrics": {"accuracy": acc, "auc": None}}}, "shown": "quick"}
+
+    first = [rec(True, "mnist", 3, 4), rec(True, "mnist", 5, 4)]
+    second = [rec(False, "mnist", 3, 10)]
+    rows = order_comparison(first, second)
+    assert len(rows) == 1  # the 5-way cell has no second-order twin
+    r = rows[0]
+    assert (r["first_accuracy"], r["second_accuracy"]) == (0.7, 1.0)
+    assert r["accuracy_diff"] == pytest.approx(-0.3) and r["accuracy_diff_ci95"] > 0
+    assert r["auc_diff_lo"] <= r["auc_diff"] <= r["auc_diff_hi"] < 0
