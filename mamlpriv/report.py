@@ -97,7 +97,15 @@ def verdict_best_at(rows: list[dict], x: str, where: str, y: str = "accuracy") -
     best = max(range(len(vals)), key=lambda i: (vals[i][y], -i))
     ok = best == 0 if where == "first" else 0 < best < len(vals) - 1
     text = ", ".join(f"{r[x]}: {r[y]:.2f}" for r in vals)
-    return ok, f"{text} (best at {vals[best][x]})"
+    # how clearly: the claimed place against the best of the places the claim excludes
+    claimed = [vals[0]] if where == "first" else vals[1:-1]
+    excluded = vals[1:] if where == "first" else [vals[0], vals[-1]]
+    top_in = max(claimed, key=lambda r: r[y])
+    top_out = max(excluded, key=lambda r: r[y])
+    d, h = diff_ci95(top_in[y], top_in["trials"], top_out[y], top_out["trials"])
+    clear = "resolved" if abs(d) > h else "not resolved"
+    return ok, (f"{text} (best at {vals[best][x]}; best {'first' if where == 'first' else 'inside'} minus best "
+                f"{'later' if where == 'first' else 'at the ends'} {d:+.2f} ± {h:.2f}, {clear} by the trials)")
 
 
 # ----- defences: attack and learning under noise -----------------------------------------

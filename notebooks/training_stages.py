@@ -83,8 +83,11 @@ stages[keep].sort_values(["dataset", "attack", "game", "stage"]).set_index(["dat
 # The best stage is the one with the highest test accuracy (the earliest on ties).
 # "Best at epoch 0" holds when that is the untrained network; "best when partly trained"
 # when it lies strictly between the first and the last stage. With fewer than three
-# stages (the quick profile) a claim is UNDECIDED. Both games are decided; the paper
-# played its own game.
+# stages (the quick profile) a claim is UNDECIDED. The rule takes the curve at face
+# value; each sentence also gives the margin of the claimed place over the best excluded
+# stage (the first stage against all later ones; the best inner stage against both
+# ends) with the 95% half-width of that difference, and says whether the trials resolve
+# it. Both games are decided; the paper played its own game.
 
 # %%
 claims = stage_claims(stages.to_dict("records"), "paper") + stage_claims(stages.to_dict("records"), "strict")

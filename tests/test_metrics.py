@@ -209,3 +209,15 @@ def test_order_comparison_pairs_twins_and_signs_the_difference():
     assert (r["first_accuracy"], r["second_accuracy"]) == (0.7, 1.0)
     assert r["accuracy_diff"] == pytest.approx(-0.3) and r["accuracy_diff_ci95"] > 0
     assert r["auc_diff_lo"] <= r["auc_diff"] <= r["auc_diff_hi"] < 0
+
+
+def test_best_at_reports_the_margin_and_whether_the_trials_resolve_it():
+    from mamlpriv.report import verdict_best_at
+
+    rows = [{"x": x, "accuracy": a, "trials": 100} for x, a in [(0, 0.6), (1, 0.8), (2, 0.75)]]
+    ok, why = verdict_best_at(rows, "x", "inside")
+    assert ok and "+0.05 ±" in why and "not resolved" in why  # 0.80 vs 0.75 at n=100
+    ok, why = verdict_best_at([dict(r, trials=100000) for r in rows], "x", "inside")
+    assert ok and "resolved by" in why and "not resolved" not in why
+    ok, why = verdict_best_at(rows, "x", "first")
+    assert not ok and "-0.20" in why  # 0.60 first against 0.80 later
