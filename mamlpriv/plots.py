@@ -121,17 +121,19 @@ def finish_accuracy(ax: Axes, title: str, legend: str = "lower left") -> Axes:
     return ax
 
 
-def shape_curves(rows: Sequence[Mapping], axis: str, fixed: tuple[str, int], values: Sequence[int]):
+def shape_curves(rows: Sequence[Mapping], axis: str, fixed: tuple[str, int], values: Sequence[int],
+                 y: str = "accuracy"):
     """Figures 5 (``axis="ways"``, ``fixed=("shots", 1)``) and 6 (``axis="shots"``,
-    ``fixed=("ways", 3)``): accuracy of both attacks against ``axis`` with its Wilson
-    band, paper's game, one panel per dataset. ``rows``: membership report rows."""
+    ``fixed=("ways", 3)``): ``y`` (accuracy with its Wilson band, or auc with its
+    bootstrap band) of both attacks against ``axis``, paper's game, one panel per
+    dataset. ``rows``: membership report rows."""
     rows = [r for r in rows if r["game"] == "paper"]
     fig, panels = dataset_panels([r["dataset"] for r in rows])
     for ax, ds in panels:
         for attack in ("query", "support"):
             sel = [r for r in rows if r["dataset"] == ds and r["attack"] == attack and r[fixed[0]] == fixed[1]
                    and r[axis] in values]
-            metric_curve(sel, axis, "accuracy", ax=ax, label=f"{attack} attack")
+            metric_curve(sel, axis, y, ax=ax, label=f"{attack} attack")
         ax.set_xticks(list(values))
         finish_accuracy(ax, f"{ds}, {fixed[1]} {fixed[0][:-1] if fixed[1] == 1 else fixed[0]}")
     fig.tight_layout()

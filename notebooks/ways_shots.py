@@ -53,17 +53,22 @@ records = catalog.shown(catalog.tables_1_2, profile, results_dir) + catalog.show
 shapes = pd.DataFrame(membership_rows(records, games=("paper",)))
 
 # %% [markdown]
-# ## Figure 5: accuracy against ways (one shot)
+# ## Figure 5: against the number of ways (one shot)
+#
+# Accuracy at the validation threshold (top, Wilson 95% band) and the threshold-free AUC
+# (bottom, bootstrap 95% band).
 
 # %%
 fig5 = shape_curves(shapes.to_dict("records"), "ways", ("shots", 1), catalog.FIG5_WAYS)
+fig5_auc = shape_curves(shapes.to_dict("records"), "ways", ("shots", 1), catalog.FIG5_WAYS, y="auc")
 plt.show()
 
 # %% [markdown]
-# ## Figure 6: accuracy against shots (three ways)
+# ## Figure 6: against the number of shots (three ways)
 
 # %%
 fig6 = shape_curves(shapes.to_dict("records"), "shots", ("ways", 3), catalog.FIG6_SHOTS)
+fig6_auc = shape_curves(shapes.to_dict("records"), "shots", ("ways", 3), catalog.FIG6_SHOTS, y="auc")
 plt.show()
 
 # %% [markdown]
