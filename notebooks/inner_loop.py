@@ -82,7 +82,9 @@ for attack in ("query", "support"):
                       ("inner steps", a[a.inner_lr == catalog.INNER_LR].sort_values("inner_steps"))):
         col = "inner_lr" if knob == "inner rate" else "inner_steps"
         values = ", ".join(f"{v:g}: {auc:.2f}" for v, auc in zip(sel[col], sel.auc))
-        print(f"{attack} attack, AUC by {knob}: {values} (highest at {sel.loc[sel.auc.idxmax(), col]:g})")
+        where = ("flat: within 0.01" if sel.auc.max() - sel.auc.min() < 0.01
+                 else f"highest at {sel.loc[sel.auc.idxmax(), col]:g}")
+        print(f"{attack} attack, AUC by {knob}: {values} ({where})")
 
 # %%
 # sanity check for nbval: both knobs have at least two points for each attack
