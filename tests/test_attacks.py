@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from mamlpriv.attacks import (
-    QueryAttackConfig, SupportAttackConfig, query_attack, query_objective, ssim_scores,
-    support_objective, total_variation,
+    QueryAttackConfig, SupportAttackConfig, chunks, query_attack, query_objective, ssim_scores,
+    support_attack, support_objective, total_variation,
 )
 from mamlpriv.data import load_dataset
 from mamlpriv.experiments import ATTACK_NET, GameConfig, play
-from mamlpriv.maml import MAMLConfig, task_gradient
+from mamlpriv.maml import MAMLConfig, task_gradient, task_gradients
 from mamlpriv.metrics import roc_auc
 from mamlpriv.models import ConvNet, MLP, forward, init_params
 
@@ -215,3 +215,65 @@ def test_stage_and_attack_selection_pick_the_best_validation_auc(mnist_test):
     aucs = sel["validation_auc"]
     best = max(aucs.values())
     assert aucs[f"{sel['stage']}/{[attack.lr, 0.01].index(sel['attack']['lr'])}"] == best
+
+
+@pytest.mark.parametrize("trials,images,limit", [(100, 3, 512), (100, 21, 512), (7, 2, 4), (5, 10, 3), (10, 3, 8), (1, 1, 1)])
+def test_chunks_cover_the_trials_in_order_within_the_limit(trials, images, limit):
+    parts = chunks(trials, images, limit)
+    assert [i for s in parts for i in range(s.start, s.stop)] == list(range(trials))
+    assert all(s.stop > s.start for s in parts)
+    if trials * images <= limit:
+        assert parts == [slice(0, trials)]
+    else:
+        most = max(1, limit // images)
+        sizes = [s.stop - s.start for s in parts]
+        assert max(sizes) <= most  # within the limit, or one trial per chunk
+        assert len(parts) == -(-trials // most)  # the fewest such chunks
+
+
+def test_chunks_reject_bad_limits():
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="chunk_images"):
+            chunks(10, 3, bad)
+    assert chunks(10, 3, None) == [slice(0, 10)]
+
+
+def _tiny_tasks(trials, seed=0):
+    """``trials`` 2-way 1-shot tasks of 1x7x7 images for an MLP, float64."""
+    from mamlpriv.data import TaskBatch
+
+    model = MLP(2, hidden=4, layers=1, in_features=49)
+    f, p = forward(model), init_params(model, seed=seed, dtype=DT)
+    gen = torch.Generator().manual_seed(seed)
+    xs, xq = (torch.rand(trials, 2, 1, 7, 7, generator=gen, dtype=DT) for _ in range(2))
+    y = torch.tensor([0, 1]).expand(trials, 2)
+    maml = MAMLConfig(0.5)
+    g, _, _ = task_gradients(f, p, TaskBatch(xs, y, xq, y), maml)
+    x0 = torch.where(torch.arange(trials)[:, None, None, None] % 2 == 0, xs[:, 0],
+                     torch.rand(trials, 1, 7, 7, generator=gen, dtype=DT))
+    return f, p, g, xs, xq, y, maml, x0
+
+
+@pytest.mark.parametrize("restarts", [1, 2])
+def test_chunked_attacks_match_one_batch(restarts):
+    """Trials are independent: optimising them in chunks gives the one-batch result up to
+    rounding (a chunk given another trial's target or labels would not)."""
+    trials = 5
+    f, p, g, xs, xq, y, maml, x0 = _tiny_tasks(trials)
+    slot = torch.zeros(trials, dtype=torch.long)
+    runs = {}
+    for limit in (None, 4, 1):
+        q = query_attack(f, p, g, y, x0, slot, QueryAttackConfig(iterations=15, restarts=restarts),
+                         torch.Generator().manual_seed(1), chunk_images=limit)
+        s = support_attack(f, p, g, y, xq, y, x0, slot, maml, SupportAttackConfig(iterations=15, restarts=restarts),
+                           torch.Generator().manual_seed(1), chunk_images=limit)
+        runs[limit] = (q, s)
+    for limit in (4, 1):
+        for one, chunked in zip(runs[None], runs[limit]):
+            torch.testing.assert_close(chunked.reconstruction, one.reconstruction, rtol=1e-9, atol=1e-9)
+            torch.testing.assert_close(chunked.loss, one.loss, rtol=1e-9, atol=1e-12)
+            torch.testing.assert_close(chunked.scores, one.scores, rtol=1e-9, atol=1e-9)
+    # the attacks did move the pixels and the trials differ, so the comparison has teeth
+    q, s = runs[None]
+    assert float((s.loss[:, 0] - s.loss[:, -1]).min()) > 0
+    assert float((q.reconstruction[0] - q.reconstruction[1]).abs().max()) > 0.1
