@@ -27,7 +27,8 @@ The membership score is ``SSIM(x0, x*[slot])``: a member stays close to its prio
 non-member is pulled towards the real image of that slot. :func:`decide` thresholds it.
 
 Independent trials are optimised together: every tensor carries a leading trial axis
-and the per-trial gradients are computed with ``torch.func.vmap``.
+and the per-trial gradients are computed with ``torch.func.vmap``; large batches are
+split into chunks of at most :data:`CHUNK_IMAGES` images, which run faster on a CPU.
 """
 
 from __future__ import annotations
@@ -167,8 +168,8 @@ def _optimise(
 # Trials are optimised in chunks of at most this many attacked images (trials x images
 # per trial). On a CPU the time per trial grows with the batch once its activations
 # outgrow the caches: the support attack on 7-way 3-shot tasks takes 2.6 s per
-# iteration for 100 trials in one batch and 1.2 s in chunks of 25 (2 threads;
-# ``bench/attack_chunks.py``). 512 keeps 100 trials of 3-way and 5-way 1-shot tasks in
+# iteration for 100 trials in one batch and 1.2 s in chunks of 20 (2 threads;
+# ``bench/attack_chunks.py``; the query attack 0.62 s and 0.29 s). 512 keeps 100 trials of 3-way and 5-way 1-shot tasks in
 # one batch. Trials are independent, so chunking changes results only at the level of
 # float rounding (the kernels' summation order depends on the batch size).
 CHUNK_IMAGES = 512

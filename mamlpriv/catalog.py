@@ -344,19 +344,22 @@ def _noise_key(config: dict) -> str:
     return spec_key(config.get("noise"))
 
 
-def _shape_key(c: dict) -> tuple:
-    return (c["dataset"], c["target"], c["ways"], c["shots"])
+def shape_key(config: dict) -> tuple:
+    """``(dataset, target, ways, shots)`` of a membership cell's config: what makes it a
+    point of Tables I-II and Figures 5-6, and pairs a first-order cell with its
+    second-order twin."""
+    return (config["dataset"], config["target"], config["ways"], config["shots"])
 
 
 # What makes a cell a point of a table or figure, whatever the profile's scale (trials,
 # training length, candidate stages): a page shows the paper profile's cell of a point
 # when it is stored and its own profile's cell otherwise, never both.
 POINT_KEYS = {
-    "tables-1-2": _shape_key,
+    "tables-1-2": shape_key,
     "tables-3-4": lambda c: (c["target"], c["iterations"], c["size"]),
-    "ways-shots": _shape_key,
+    "ways-shots": shape_key,
     "training-stages": lambda c: (c["dataset"], c["target"], tuple(c["stages"])),
-    "first-order": _shape_key,
+    "first-order": shape_key,
     "inner-loop": lambda c: (c["target"], c["inner_lr"], c.get("inner_steps", 1)),
     "defence-attacks": lambda c: (c["dataset"], c["target"], _noise_key(c)),
     "defence-learning": lambda c: (c["dataset"], c["seed"], _noise_key(c)),
@@ -364,13 +367,14 @@ POINT_KEYS = {
 }
 
 
-def shown(experiment_for, profile: str, root: str | os.PathLike = "results") -> list[dict]:
+def shown(experiment_for, profile: str, root: str | os.PathLike = "results", compute: bool = True) -> list[dict]:
     """The cells a page of ``profile`` shows for one experiment (``experiment_for``, e.g.
-    :func:`tables_1_2`): :func:`mamlpriv.runner.collect` keyed by :data:`POINT_KEYS`."""
+    :func:`tables_1_2`): :func:`mamlpriv.runner.collect` keyed by :data:`POINT_KEYS`.
+    ``compute=False`` only reads what is stored (for scripts that must not start work)."""
     from .runner import collect
 
     name = experiment_for(profile).name
-    return collect(experiment_for, profile, root, POINT_KEYS[name])
+    return collect(experiment_for, profile, root, POINT_KEYS[name], compute=compute)
 
 
 def experiments(profile: str) -> list[Experiment]:

@@ -107,8 +107,8 @@ def play(
 
     Tasks come from ``dataset`` (use a split the model was not meta-trained on);
     ``maml`` is the task-learner's inner loop (and the adversary's simulation of it);
-    ``noise`` perturbs the real task gradients (defences). All trials run as one
-    batched optimisation.
+    ``noise`` perturbs the real task gradients (defences). The trials run as one
+    batched optimisation (in chunks, :data:`~mamlpriv.attacks.CHUNK_IMAGES`).
     """
     if attack is None:
         attack = QueryAttackConfig() if game.target == "query" else SupportAttackConfig()

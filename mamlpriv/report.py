@@ -222,40 +222,42 @@ def _verdict_word(ok: bool | None) -> str:
     return "UNDECIDED" if ok is None else "CONFIRMED" if ok else "NOT CONFIRMED"
 
 
+def _judge(rows: list[dict], specs: list[tuple], **extra) -> list[dict]:
+    """Apply each ``(claim, attack, pick, rule)`` of ``specs`` per dataset: ``pick(row)``
+    selects the rows of ``attack``'s points, ``rule(rows) -> (ok, evidence)`` judges
+    them. One dict per dataset and claim: claim, dataset, attack, ``extra``, verdict
+    (CONFIRMED / NOT CONFIRMED / UNDECIDED), evidence."""
+    out = []
+    for ds in sorted({r["dataset"] for r in rows}):
+        for claim, attack, pick, rule in specs:
+            ok, why = rule([r for r in rows if r["dataset"] == ds and r["attack"] == attack and pick(r)])
+            out.append({"claim": claim, "dataset": ds, "attack": attack, **extra, "verdict": _verdict_word(ok),
+                        "evidence": why})
+    return out
+
+
 def shape_claims(rows: list[dict], ways: tuple = (3, 5, 7, 10), shots: tuple = (1, 2, 3, 5)) -> list[dict]:
     """Figures 5-6 on :func:`membership_rows` (paper's game): per dataset and attack,
     "accuracy roughly flat in ways" (one shot, :func:`verdict_flat`) and "accuracy falls
-    with shots" (three ways, :func:`verdict_decreasing`). One dict per claim: claim,
-    dataset, attack, verdict (CONFIRMED / NOT CONFIRMED / UNDECIDED), evidence."""
-    rows = [r for r in rows if r["game"] == "paper"]
-    out = []
-    for ds in sorted({r["dataset"] for r in rows}):
-        for attack in ("query", "support"):
-            sel = [r for r in rows if r["dataset"] == ds and r["attack"] == attack]
-            for claim, pick, rule in (
-                    ("Fig. 5: accuracy roughly flat in ways", [r for r in sel if r["shots"] == 1 and r["ways"] in ways],
-                     lambda s: verdict_flat(s, "ways")),
-                    ("Fig. 6: accuracy falls with shots", [r for r in sel if r["ways"] == 3 and r["shots"] in shots],
-                     lambda s: verdict_decreasing(s, "shots"))):
-                ok, why = rule(pick)
-                out.append({"claim": claim, "dataset": ds, "attack": attack, "verdict": _verdict_word(ok),
-                            "evidence": why})
-    return out
+    with shots" (three ways, :func:`verdict_decreasing`); dicts as in :func:`_judge`."""
+    specs = []
+    for attack in ("query", "support"):
+        specs += [("Fig. 5: accuracy roughly flat in ways", attack, lambda r: r["shots"] == 1 and r["ways"] in ways,
+                   lambda sel: verdict_flat(sel, "ways")),
+                  ("Fig. 6: accuracy falls with shots", attack, lambda r: r["ways"] == 3 and r["shots"] in shots,
+                   lambda sel: verdict_decreasing(sel, "shots"))]
+    return _judge([r for r in rows if r["game"] == "paper"], specs)
 
 
 def stage_claims(rows: list[dict], game: str = "paper") -> list[dict]:
     """Figures 7-8 on :func:`membership_rows` of the training-stage cells: "query attack
     best at epoch 0" and "support attack best when partly trained" (best strictly inside
     the stages), per dataset, in ``game`` (:func:`verdict_best_at`)."""
-    out = []
-    for ds in sorted({r["dataset"] for r in rows}):
-        for attack, where, claim in (("query", "first", "Fig. 7: query attack best at epoch 0"),
-                                     ("support", "inside", "Fig. 8: support attack best when partly trained")):
-            sel = [r for r in rows if r["dataset"] == ds and r["attack"] == attack and r["game"] == game]
-            ok, why = verdict_best_at(sel, "stage", where)
-            out.append({"claim": claim, "dataset": ds, "attack": attack, "game": game, "verdict": _verdict_word(ok),
-                        "evidence": why})
-    return out
+    specs = [("Fig. 7: query attack best at epoch 0", "query", lambda r: True,
+              lambda sel: verdict_best_at(sel, "stage", "first")),
+             ("Fig. 8: support attack best when partly trained", "support", lambda r: True,
+              lambda sel: verdict_best_at(sel, "stage", "inside"))]
+    return _judge([r for r in rows if r["game"] == game], specs, game=game)
 
 
 def claim_sentence(c: dict) -> str:
@@ -266,22 +268,21 @@ def claim_sentence(c: dict) -> str:
 
 def order_comparison(first: list[dict], second: list[dict], game: str = "paper") -> list[dict]:
     """First-order cells beside the second-order cells of the same dataset, attack, ways
-    and shots (runner records): accuracy and AUC of each, and first minus second with
-    the accuracy's normal 95% half-width and the AUC's bootstrap 95% interval
-    (:func:`compare`). First-order cells without a twin are left out."""
-    def key(r):
-        c = r["config"]
-        return c["dataset"], c["target"], c["ways"], c["shots"]
+    and shots (:func:`mamlpriv.catalog.shape_key`; runner records): accuracy and AUC of
+    each, and first minus second with the accuracy's normal 95% half-width and the AUC's
+    bootstrap 95% interval (:func:`compare`). First-order cells without a twin are left
+    out."""
+    from .catalog import shape_key
 
-    twins = {key(r): r for r in second}
+    twins = {shape_key(r["config"]): r for r in second}
     out = []
     for r in first:
-        so = twins.get(key(r))
+        so = twins.get(shape_key(r["config"]))
         if so is None:
             continue
         fo, sr = r["result"][game], so["result"][game]
         d = compare(fo, sr)
-        ds, attack, w, s = key(r)
+        ds, attack, w, s = shape_key(r["config"])
         out.append({"dataset": ds, "attack": attack, "ways": w, "shots": s,
                     "second_accuracy": sr["metrics"]["accuracy"], "first_accuracy": fo["metrics"]["accuracy"],
                     "accuracy_diff": d["accuracy_diff"], "accuracy_diff_ci95": d["accuracy_diff_ci95"],
@@ -289,3 +290,31 @@ def order_comparison(first: list[dict], second: list[dict], game: str = "paper")
                     "auc_diff": d["auc_diff"], "auc_diff_lo": d["auc_diff_lo"], "auc_diff_hi": d["auc_diff_hi"],
                     "profile": f"{r.get('shown', r.get('profile'))} / {so.get('shown', so.get('profile'))}"})
     return out
+
+
+def order_summary(rows: list[dict]) -> list[str]:
+    """One line per attack on :func:`order_comparison` rows: in how many shapes the first
+    order is lower with a 95% interval that excludes zero, and the mean differences."""
+    out = []
+    for attack in sorted({r["attack"] for r in rows}):
+        sel = [r for r in rows if r["attack"] == attack]
+        lower = sum(r["accuracy_diff"] + r["accuracy_diff_ci95"] < 0 for r in sel)
+        acc = sum(r["accuracy_diff"] for r in sel) / len(sel)
+        auc = sum(r["auc_diff"] for r in sel) / len(sel)
+        out.append(f"{attack} attack: first order lower in {lower} of {len(sel)} shapes; mean accuracy difference "
+                   f"{acc:+.3f}, mean AUC difference {auc:+.3f}")
+    return out
+
+
+def sweep_sentence(rows: list[dict], x: str, y: str = "auc", flat_within: float = 0.01) -> str:
+    """``y`` at each value of ``x`` (rows of one attack along one knob, e.g. the inner
+    rate), sorted by ``x``, and where it is highest -- or "flat" when it varies by less
+    than ``flat_within``, so that rounding does not name an arbitrary maximum."""
+    if not rows:
+        return "no points"
+    rows = sorted(rows, key=lambda r: r[x])
+    ys = [r[y] for r in rows]
+    values = ", ".join(f"{r[x]:g}: {v:.2f}" for r, v in zip(rows, ys))
+    if max(ys) - min(ys) < flat_within:
+        return f"{values} (flat: within {flat_within:g})"
+    return f"{values} (highest at {rows[ys.index(max(ys))][x]:g})"

@@ -206,19 +206,27 @@ def collect(
     root: str | os.PathLike = "results",
     key: Callable[[Mapping], object] | None = None,
     progress: bool = False,
+    compute: bool = True,
 ) -> list[dict]:
     """What a chapter shows: every stored cell of the paper profile, completed by the
     cells of ``profile`` (run or resumed here) whose ``key(config)`` the paper profile
     has not stored yet. Each record gets ``"shown"``: the profile it comes from. With
-    ``profile="paper"`` the missing paper cells are computed."""
+    ``profile="paper"`` the missing paper cells are computed. ``compute=False`` runs
+    nothing: cells not stored are left out."""
     key = key or (lambda c: cell_id(c))
     paper = experiment_for("paper")
     if profile == "paper":
-        return [dict(r, shown="paper") for r in run(paper, "paper", root, progress=progress)]
+        done = run(paper, "paper", root, progress=progress) if compute else load(paper, "paper", root, missing_ok=True)
+        return [dict(r, shown="paper") for r in done]
     stored = {key(r["config"]): dict(r, shown="paper") for r in load(paper, "paper", root, missing_ok=True)}
     own = experiment_for(profile)
-    need = tuple(c for c in own.cells if key(c) not in stored)
-    computed = run(Experiment(own.name, own.fn, need, own.parallel), profile, root, progress=progress) if need else []
+    need = Experiment(own.name, own.fn, tuple(c for c in own.cells if key(c) not in stored), own.parallel)
+    if not need.cells:
+        computed = []
+    elif compute:
+        computed = run(need, profile, root, progress=progress)
+    else:
+        computed = load(need, profile, root, missing_ok=True)
     return list(stored.values()) + [dict(r, shown=profile) for r in computed]
 
 

@@ -40,7 +40,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from mamlpriv import catalog, runner
-from mamlpriv.report import order_comparison
+from mamlpriv.report import order_comparison, order_summary
 
 if profile not in runner.PROFILES:
     raise ValueError(f"profile must be one of {runner.PROFILES}, got {profile!r}")
@@ -75,10 +75,7 @@ plt.show()
 # with a 95% interval that excludes zero.
 
 # %%
-for attack, grp in table.groupby(level="attack"):
-    lower = int(((grp.accuracy_diff + grp.accuracy_diff_ci95) < 0).sum())
-    print(f"{attack} attack: first order lower in {lower} of {len(grp)} shapes; mean accuracy difference "
-          f"{grp.accuracy_diff.mean():+.3f}, mean AUC difference {grp.auc_diff.mean():+.3f}")
+print("\n".join(order_summary(rows)))
 
 # %%
 # sanity check for nbval: every first-order cell found its second-order twin

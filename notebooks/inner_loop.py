@@ -37,7 +37,7 @@ import pandas as pd
 
 from mamlpriv import catalog, runner
 from mamlpriv.plots import finish_accuracy, metric_curve
-from mamlpriv.report import membership_rows
+from mamlpriv.report import membership_rows, sweep_sentence
 
 if profile not in runner.PROFILES:
     raise ValueError(f"profile must be one of {runner.PROFILES}, got {profile!r}")
@@ -78,13 +78,9 @@ loop[keep].sort_values(["attack", "inner_steps", "inner_lr"]).set_index(["attack
 # %%
 for attack in ("query", "support"):
     a = loop[loop.attack == attack]
-    for knob, sel in (("inner rate", a[a.inner_steps == 1].sort_values("inner_lr")),
-                      ("inner steps", a[a.inner_lr == catalog.INNER_LR].sort_values("inner_steps"))):
-        col = "inner_lr" if knob == "inner rate" else "inner_steps"
-        values = ", ".join(f"{v:g}: {auc:.2f}" for v, auc in zip(sel[col], sel.auc))
-        where = ("flat: within 0.01" if sel.auc.max() - sel.auc.min() < 0.01
-                 else f"highest at {sel.loc[sel.auc.idxmax(), col]:g}")
-        print(f"{attack} attack, AUC by {knob}: {values} ({where})")
+    print(f"{attack} attack, AUC by inner rate: {sweep_sentence(a[a.inner_steps == 1].to_dict('records'), 'inner_lr')}")
+    print(f"{attack} attack, AUC by inner steps: "
+          f"{sweep_sentence(a[a.inner_lr == catalog.INNER_LR].to_dict('records'), 'inner_steps')}")
 
 # %%
 # sanity check for nbval: both knobs have at least two points for each attack

@@ -221,3 +221,26 @@ def test_best_at_reports_the_margin_and_whether_the_trials_resolve_it():
     assert ok and "resolved by" in why and "not resolved" not in why
     ok, why = verdict_best_at(rows, "x", "first")
     assert not ok and "-0.20" in why  # 0.60 first against 0.80 later
+
+
+def test_order_summary_counts_resolved_drops_and_averages():
+    from mamlpriv.report import order_summary
+
+    rows = [{"attack": "support", "accuracy_diff": -0.2, "accuracy_diff_ci95": 0.1, "auc_diff": -0.1},
+            {"attack": "support", "accuracy_diff": -0.05, "accuracy_diff_ci95": 0.1, "auc_diff": 0.0},
+            {"attack": "query", "accuracy_diff": 0.01, "accuracy_diff_ci95": 0.02, "auc_diff": 0.002}]
+    lines = order_summary(rows)
+    assert lines[0].startswith("query attack: first order lower in 0 of 1 shapes")
+    assert lines[1] == ("support attack: first order lower in 1 of 2 shapes; mean accuracy difference -0.125, "
+                        "mean AUC difference -0.050")
+
+
+def test_sweep_sentence_names_the_highest_point_unless_flat():
+    from mamlpriv.report import sweep_sentence
+
+    rows = [{"lr": 1.0, "auc": 0.80}, {"lr": 0.01, "auc": 0.63}, {"lr": 0.3, "auc": 0.92}]
+    assert sweep_sentence(rows, "lr") == "0.01: 0.63, 0.3: 0.92, 1: 0.80 (highest at 0.3)"
+    flat = [{"k": 2, "auc": 0.995}, {"k": 1, "auc": 1.0}]
+    assert sweep_sentence(flat, "k") == "1: 1.00, 2: 0.99 (flat: within 0.01)"
+    assert sweep_sentence(flat, "k", flat_within=0.001).endswith("(highest at 1)")
+    assert sweep_sentence([], "k") == "no points"

@@ -136,12 +136,19 @@ def test_collect_prefers_stored_paper_cells_and_fills_in_the_profile(tmp_path):
 
     key = lambda c: c["seed"]  # noqa: E731
     runner.run(Experiment("demo", demo_cell, exp("paper").cells[1:2]), "paper", tmp_path, progress=False)
+    # compute=False only reads: the stored paper cell, nothing computed or written
+    assert [r["config"]["seed"] for r in runner.collect(exp, "quick", tmp_path, key, compute=False)] == [1]
+    assert [r["config"]["seed"] for r in runner.collect(exp, "paper", tmp_path, key, compute=False)] == [1]
+    assert not (tmp_path / "quick").exists() and len(list((tmp_path / "paper").rglob("*.json"))) == 1
     shown = {r["config"]["seed"]: r["shown"] for r in runner.collect(exp, "quick", tmp_path, key)}
     assert shown == {1: "paper", 0: "quick"}  # seed 1 from the stored paper cell, seed 0 computed quickly
     full = runner.collect(exp, "paper", tmp_path, key)  # computes the three missing paper cells
     assert sorted(r["config"]["seed"] for r in full) == [0, 1, 2, 3] and {r["shown"] for r in full} == {"paper"}
     assert {r["config"]["seed"]: r["shown"] for r in runner.collect(exp, "quick", tmp_path, key)} == {
         0: "paper", 1: "paper", 2: "paper", 3: "paper"}
+    # a stored quick cell is read back without computing when its point is not stored for paper
+    assert {r["shown"] for r in runner.collect(exp, "quick", tmp_path, lambda c: (c["seed"], c["n"]),
+                                               compute=False)} == {"paper", "quick"}
 
 
 def test_gradient_norms_match_a_per_task_loop():
