@@ -17,40 +17,37 @@ import time
 
 import torch
 
-from mamlpriv.attacks import chunks, query_objective, support_objective
+from mamlpriv.attacks import QueryAttackConfig, SupportAttackConfig, chunks, query_attack, support_attack
 from mamlpriv.data import TaskSampler, derive_seed, load_dataset, stack_tasks
 from mamlpriv.experiments import ATTACK_NET
 from mamlpriv.maml import MAMLConfig, task_gradients
-from mamlpriv.metrics import flat_rows
 from mamlpriv.models import ConvNet, forward, init_params
 
 
-def seconds_per_iteration(attack: str, ways: int, shots: int, limit: int | None, trials: int, repeats: int,
+def seconds_per_iteration(attack: str, ways: int, shots: int, limit: int | None, trials: int, iterations: int,
                           data) -> float:
+    """Wall time of :func:`~mamlpriv.attacks.query_attack` / ``support_attack`` with
+    ``chunk_images=limit`` over ``iterations`` iterations, per iteration (after a warm-up
+    run of one iteration)."""
     model = ConvNet(ways, **ATTACK_NET)
     f, p = forward(model), init_params(model, seed=0)
     batch = stack_tasks([TaskSampler(data, ways, shots).sample(derive_seed(7, t)) for t in range(trials)])
     maml = MAMLConfig(0.1)
-    target = flat_rows(task_gradients(f, p, batch, maml)[0])
-    steps = []
-    for rows in chunks(trials, ways * shots, limit):
+    g = task_gradients(f, p, batch, maml)[0]
+    slot = torch.zeros(trials, dtype=torch.long)
+
+    def attack_once(n: int) -> None:
         if attack == "support":
-            obj = support_objective(f, p, target[rows], batch.support_y[rows], batch.query_x[rows],
-                                    batch.query_y[rows], maml, 1e-2)
+            support_attack(f, p, g, batch.support_y, batch.query_x, batch.query_y, batch.support_x[:, 0], slot, maml,
+                           SupportAttackConfig(iterations=n), chunk_images=limit)
         else:
-            obj = query_objective(f, p, target[rows], batch.query_y[rows], 1e-2)
-        steps.append((obj, torch.rand(batch.support_x[rows].shape).requires_grad_(True)))
+            query_attack(f, p, g, batch.query_y, batch.query_x[:, 0], slot, QueryAttackConfig(iterations=n),
+                         chunk_images=limit)
 
-    def iteration() -> None:
-        for obj, x in steps:
-            obj(x).sum().backward()
-            x.grad = None
-
-    iteration()  # warm-up
+    attack_once(1)  # warm-up
     t0 = time.perf_counter()
-    for _ in range(repeats):
-        iteration()
-    return (time.perf_counter() - t0) / repeats
+    attack_once(iterations)
+    return (time.perf_counter() - t0) / iterations
 
 
 def main() -> None:
@@ -59,7 +56,7 @@ def main() -> None:
     ap.add_argument("--limits", type=int, nargs="+", default=[0, 512, 256])
     ap.add_argument("--attacks", nargs="+", default=["support", "query"], choices=["support", "query"])
     ap.add_argument("--trials", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--iterations", type=int, default=3, help="attack iterations timed per entry")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -72,7 +69,7 @@ def main() -> None:
     for attack in args.attacks:
         for shape in args.shapes:
             w, s = map(int, shape.split("x"))
-            secs = [seconds_per_iteration(attack, w, s, lim, args.trials, args.repeats, data) for lim in limits]
+            secs = [seconds_per_iteration(attack, w, s, lim, args.trials, args.iterations, data) for lim in limits]
             cells = ""
             for lim, sec in zip(limits, secs):
                 sizes = sorted({c.stop - c.start for c in chunks(args.trials, w * s, lim)}, reverse=True)

@@ -167,11 +167,12 @@ def _optimise(
 
 # Trials are optimised in chunks of at most this many attacked images (trials x images
 # per trial). On a CPU the time per trial grows with the batch once its activations
-# outgrow the caches: the support attack on 7-way 3-shot tasks takes 2.6 s per
-# iteration for 100 trials in one batch and 1.2 s in chunks of 20 (2 threads;
-# ``bench/attack_chunks.py``; the query attack 0.62 s and 0.29 s). 512 keeps 100 trials of 3-way and 5-way 1-shot tasks in
-# one batch. Trials are independent, so chunking changes results only at the level of
-# float rounding (the kernels' summation order depends on the batch size).
+# outgrow the caches: the support attack on 7-way 3-shot tasks takes 2.4 s per
+# iteration for 100 trials in one batch and 1.2 s in chunks of 20, the query attack
+# 0.62 s and 0.29 s (2 threads; ``bench/attack_chunks.py``). 512 keeps 100 trials of
+# 3-way and 5-way 1-shot tasks in one batch. Trials are independent, so chunking changes
+# results only at the level of float rounding (the kernels' summation order depends on
+# the batch size).
 CHUNK_IMAGES = 512
 
 
