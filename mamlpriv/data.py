@@ -4,7 +4,12 @@ The data root is resolved in this order: the ``root`` argument, the environment
 variable ``MAMLPRIV_DATA``, then ``~/.cache/mamlpriv/data``. Files are read in the
 layout of ``torchvision.datasets.MNIST(root)`` (``<root>/MNIST/raw/*-ubyte``). If they
 are missing, torchvision's download is tried (unless ``download=False``); if that
-fails too (no network), a ``FileNotFoundError`` says where the files belong.
+fails too (no network), a ``FileNotFoundError`` says where the files belong. Files that
+exist are checked as they are read (magic number, 28x28 header, size, as many labels as
+images, labels 0..9): a corrupt or truncated file is a ``ValueError`` that names it.
+
+Images given to the library (:class:`ImageDataset`, :class:`TaskSampler`) must be
+floating tensors with values in [0, 1] (:func:`check_images`).
 """
 
 from __future__ import annotations
@@ -15,10 +20,17 @@ from pathlib import Path
 
 import torch
 
+from . import checks
+from .seeds import derive_seed  # noqa: F401  (re-exported: the task sampler's seeds)
+
 ENV_VAR = "MAMLPRIV_DATA"
 DEFAULT_ROOT = Path("~/.cache/mamlpriv/data").expanduser()
 DATASETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 SPLITS = ("train", "test")
+NUM_CLASSES = 10  # MNIST and Fashion-MNIST: labels 0..9
+IMAGE_SIZE = 28
+_IMAGES_MAGIC = 0x00000803  # IDX: unsigned bytes, 3 dimensions
+_LABELS_MAGIC = 0x00000801  # IDX: unsigned bytes, 1 dimension
 
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
@@ -32,6 +44,8 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def _canonical_name(name: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"dataset must be a string, one of {sorted(DATASETS)}, got {name!r} ({type(name).__name__})")
     key = name.lower().replace("_", "-")
     if key in ("fashionmnist", "fmnist"):
         key = "fashion-mnist"
@@ -49,6 +63,23 @@ class ImageDataset:
     images: torch.Tensor
     labels: torch.Tensor
 
+    def __post_init__(self) -> None:
+        check_images("images", self.images)
+        if self.images.dim() != 4 or self.images.shape[0] == 0:
+            raise ValueError(f"images must have shape (N, channels, height, width) with N >= 1, "
+                             f"got shape {tuple(self.images.shape)}")
+        lab = self.labels
+        if not isinstance(lab, torch.Tensor):
+            raise TypeError(f"labels must be a torch.Tensor of integer class numbers, got {type(lab).__name__}")
+        if lab.dtype == torch.bool or lab.is_floating_point() or lab.is_complex():
+            raise TypeError(f"labels must be an integer tensor (class numbers), got dtype {lab.dtype}")
+        if lab.dim() != 1 or lab.numel() != self.images.shape[0]:
+            raise ValueError(f"labels must have shape (N,) with N = {self.images.shape[0]} (one per image), "
+                             f"got shape {tuple(lab.shape)}")
+        low = int(lab.min())
+        if low < 0:
+            raise ValueError(f"labels must be class numbers >= 0, got {low}")
+
     def __len__(self) -> int:
         return self.labels.numel()
 
@@ -59,6 +90,34 @@ class ImageDataset:
     def class_indices(self) -> dict[int, torch.Tensor]:
         """Indices of each class's images, in dataset order."""
         return {c: torch.nonzero(self.labels == c).flatten() for c in self.classes}
+
+
+def check_images(name: str, x: torch.Tensor) -> torch.Tensor:
+    """``x`` if it is a floating tensor of images ``(..., channels, height, width)`` (at
+    least 4-D: a leading image axis) with every value finite and in [0, 1]; else a
+    ``TypeError`` / ``ValueError`` naming ``name``. One pass over the data."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of images, got {type(x).__name__}")
+    if not x.is_floating_point():
+        hint = " (divide 8-bit pixels by 255)" if x.dtype == torch.uint8 else ""
+        raise TypeError(f"{name} must be a floating tensor with values in [0, 1], got dtype {x.dtype}{hint}")
+    if x.dim() < 4:
+        raise ValueError(f"{name} must have shape (..., channels, height, width) with at least 4 dimensions "
+                         f"(e.g. (N, 1, 28, 28)), got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        return x
+    with torch.no_grad():
+        lo, hi = torch.aminmax(x.detach())  # NaN propagates: one pass finds NaN, inf and range
+        lo, hi = float(lo), float(hi)
+        if lo >= 0.0 and hi <= 1.0:
+            return x
+        bad = ~torch.isfinite(x.detach())
+        if bool(bad.any()):
+            n_nan = int(torch.isnan(x.detach()).sum())
+            raise ValueError(f"{name} must be finite with values in [0, 1], got {n_nan} NaN and "
+                             f"{int(bad.sum()) - n_nan} infinite values")
+    hint = " (pixels in 0..255: divide by 255)" if hi > 1.0 and hi <= 255.0 and lo >= 0.0 else ""
+    raise ValueError(f"{name} must have values in [0, 1], got values in [{lo:g}, {hi:g}]{hint}")
 
 
 _CACHE: dict[tuple[str, str, str], ImageDataset] = {}
@@ -76,31 +135,111 @@ def load_dataset(
     Loaded sets are cached per process.
     """
     key = _canonical_name(name)
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    checks.choice("split", split, SPLITS)
+    download = checks.flag("download", download)
     base = resolve_root(root)
     cache_key = (key, split, str(base.resolve()))
     if cache_key in _CACHE:
         return _CACHE[cache_key]
 
-    from torchvision import datasets
+    raw = _raw_paths(key, base, split)
+    if all(p.is_file() for p in raw):
+        data, targets = _read_idx_pair(*raw)
+    else:
+        from torchvision import datasets
 
-    cls = getattr(datasets, DATASETS[key])
-    try:
-        ds = cls(str(base), train=(split == "train"), download=False)
-    except RuntimeError as missing:
-        if download:
-            try:
-                ds = cls(str(base), train=(split == "train"), download=True)
-            except Exception as exc:  # no network, mirror down, ...
-                raise FileNotFoundError(_missing_message(key, base, f"download failed: {exc}")) from exc
-        else:
-            raise FileNotFoundError(_missing_message(key, base, str(missing))) from missing
-    images = ds.data.unsqueeze(1).to(torch.float32).div_(255.0)
-    labels = ds.targets.to(torch.long)
+        cls = getattr(datasets, DATASETS[key])
+        try:
+            ds = cls(str(base), train=(split == "train"), download=False)
+        except RuntimeError as missing:
+            if download:
+                try:
+                    ds = cls(str(base), train=(split == "train"), download=True)
+                except Exception as exc:  # no network, mirror down, ...
+                    raise FileNotFoundError(_missing_message(key, base, f"download failed: {exc}")) from exc
+            else:
+                raise FileNotFoundError(_missing_message(key, base, str(missing))) from missing
+        if all(p.is_file() for p in raw):  # downloaded: read (and check) the files themselves
+            data, targets = _read_idx_pair(*raw)
+        else:  # torchvision's legacy processed/ tensors
+            data, targets = ds.data, ds.targets
+            _check_arrays(data, targets, base / DATASETS[key] / "processed")
+    images = data.unsqueeze(1).to(torch.float32).div_(255.0)
+    labels = targets.to(torch.long)
     out = ImageDataset(name=key, split=split, images=images, labels=labels)
     _CACHE[cache_key] = out
     return out
+
+
+def _raw_paths(key: str, base: Path, split: str) -> tuple[Path, Path]:
+    prefix = "train" if split == "train" else "t10k"
+    folder = base / DATASETS[key] / "raw"
+    return folder / f"{prefix}-images-idx3-ubyte", folder / f"{prefix}-labels-idx1-ubyte"
+
+
+def _corrupt(path: Path, what: str) -> ValueError:
+    return ValueError(
+        f"{path} is corrupt: {what}. Delete it (and its partner images/labels file) so that "
+        f"load_dataset(..., download=True) can fetch the data again, or copy the original "
+        f"uncompressed IDX file there."
+    )
+
+
+def _read_idx(path: Path, magic: int, dims: int) -> tuple[bytearray, list[int]]:
+    """The bytes of an IDX file of unsigned bytes and its header dimensions, checked:
+    magic number, header length and file size."""
+    data = bytearray(path.read_bytes())
+    head = 4 * (dims + 1)
+    if len(data) == 0:
+        raise _corrupt(path, "the file is empty (0 bytes)")
+    if len(data) < head:
+        raise _corrupt(path, f"the file holds {len(data)} bytes, less than its {head}-byte IDX header")
+    found = int.from_bytes(data[0:4], "big")
+    if found != magic:
+        raise _corrupt(path, f"magic number 0x{found:08x}, expected 0x{magic:08x} (IDX of unsigned bytes "
+                             f"with {dims} dimension{'s' if dims > 1 else ''})")
+    shape = [int.from_bytes(data[4 * (i + 1): 4 * (i + 2)], "big") for i in range(dims)]
+    n_items = 1
+    for d in shape:
+        n_items *= d
+    if len(data) != head + n_items:
+        raise _corrupt(path, f"the file holds {len(data)} bytes, but its header {tuple(shape)} needs "
+                             f"{head + n_items} (truncated or padded)")
+    return data, shape
+
+
+def _read_idx_pair(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``(N, 28, 28)`` uint8 and labels ``(N,)`` int64 from a pair of IDX files."""
+    img, shape = _read_idx(images_path, _IMAGES_MAGIC, 3)
+    if shape[1:] != [IMAGE_SIZE, IMAGE_SIZE]:
+        raise _corrupt(images_path, f"its header says images of {shape[1]}x{shape[2]} pixels, "
+                                    f"expected {IMAGE_SIZE}x{IMAGE_SIZE}")
+    if shape[0] == 0:
+        raise _corrupt(images_path, "its header says it holds 0 images")
+    lab, (n_labels,) = _read_idx(labels_path, _LABELS_MAGIC, 1)
+    if n_labels != shape[0]:
+        raise _corrupt(labels_path, f"it holds {n_labels} labels but {images_path.name} holds "
+                                    f"{shape[0]} images")
+    data = torch.frombuffer(img, dtype=torch.uint8, offset=16).view(*shape)
+    targets = torch.frombuffer(lab, dtype=torch.uint8, offset=8).long()
+    _check_labels(targets, labels_path)
+    return data, targets
+
+
+def _check_labels(targets: torch.Tensor, where: Path) -> None:
+    if targets.numel() == 0:
+        raise _corrupt(where, "it holds no labels (0 images)")
+    if int(targets.min()) < 0 or int(targets.max()) >= NUM_CLASSES:
+        first = int(torch.nonzero((targets < 0) | (targets >= NUM_CLASSES))[0])
+        raise _corrupt(where, f"label {int(targets[first])} at index {first} is outside 0..{NUM_CLASSES - 1}")
+
+
+def _check_arrays(data: torch.Tensor, targets: torch.Tensor, where: Path) -> None:
+    if data.dim() != 3 or tuple(data.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
+        raise _corrupt(where, f"images of shape {tuple(data.shape)}, expected (N, {IMAGE_SIZE}, {IMAGE_SIZE})")
+    if targets.dim() != 1 or targets.numel() != data.shape[0]:
+        raise _corrupt(where, f"{targets.numel()} labels for {data.shape[0]} images")
+    _check_labels(targets, where)
 
 
 def _missing_message(key: str, base: Path, detail: str) -> str:
@@ -175,15 +314,26 @@ class TaskSampler:
     """
 
     def __init__(self, dataset: ImageDataset, ways: int, shots: int, classes: list[int] | None = None):
-        available = dataset.classes if classes is None else sorted(classes)
-        if not isinstance(ways, int) or ways < 2:
-            raise ValueError(f"ways must be an integer >= 2, got {ways!r}")
+        check_images("dataset.images", dataset.images)
+        ways = checks.integer("ways", ways)
+        if ways < 2:
+            raise ValueError(f"ways must be an integer >= 2, got {ways}")
+        shots = checks.integer("shots", shots)
+        if shots < 1:
+            raise ValueError(f"shots must be an integer >= 1, got {shots}")
+        if classes is None:
+            available = dataset.classes
+        else:
+            if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+                raise TypeError(f"classes must be a list of class numbers or None, got {classes!r}")
+            available = sorted(checks.integer("classes", c, lo=0) for c in classes)
+            repeated = sorted({c for c in available if available.count(c) > 1})
+            if repeated:
+                raise ValueError(f"classes must be distinct, got {list(classes)!r} (repeated: {repeated})")
         if ways > len(available):
             raise ValueError(
                 f"ways must be at most the number of classes ({len(available)}) of {dataset.name}, got {ways}"
             )
-        if not isinstance(shots, int) or shots < 1:
-            raise ValueError(f"shots must be an integer >= 1, got {shots!r}")
         per_class = dataset.class_indices()
         missing = [c for c in available if c not in per_class]
         if missing:
@@ -202,7 +352,7 @@ class TaskSampler:
         self._per_class = [per_class[c] for c in available]
 
     def sample(self, seed: int | torch.Generator) -> Task:
-        gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
+        gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(checks.integer("seed", seed))
         pick = torch.randperm(len(self.classes), generator=gen)[: self.ways]
         s, w = self.shots, self.ways
         sup, qry = [], []
@@ -227,10 +377,3 @@ class TaskSampler:
     def sample_batch(self, seeds: list[int]) -> TaskBatch:
         """One task per seed, stacked."""
         return stack_tasks([self.sample(s) for s in seeds])
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed that depends on every part (e.g. ``(seed, iteration, task)``)."""
-    import numpy as np
-
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)

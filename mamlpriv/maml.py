@@ -24,7 +24,6 @@ in as plain tensors, so every function below is pure and vmappable over tasks.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad, grad_and_value, vmap
 
+from . import checks
 from .data import TaskBatch
 from .models import Forward, Params
 
@@ -44,8 +44,11 @@ class GaussianNoise:
     std: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (self.std >= 0.0):
-            raise ValueError(f"noise std must be >= 0, got {self.std}")
+        checks.real("mean", self.mean)
+        checks.real("std", self.std, lo=0.0)
+        for name in ("mean", "std"):
+            if type(getattr(self, name)) not in (int, float):
+                object.__setattr__(self, name, float(getattr(self, name)))
 
     @property
     def active(self) -> bool:
@@ -66,8 +69,14 @@ class TaskNoise:
     clip: float | None = None
 
     def __post_init__(self) -> None:
-        if self.clip is not None and not (self.clip > 0 and math.isfinite(self.clip)):
-            raise ValueError(f"clip must be a finite number > 0 or None, got {self.clip!r}")
+        for name in ("support_data", "adaptation_grad", "query_data", "validation_grad"):
+            value = getattr(self, name)
+            if not isinstance(value, GaussianNoise):
+                raise TypeError(f"{name} must be a GaussianNoise, got {value!r} ({type(value).__name__})")
+        if self.clip is not None:
+            checks.real("clip", self.clip, lo=0.0, lo_open=True)
+            if type(self.clip) not in (int, float):
+                object.__setattr__(self, "clip", float(self.clip))
 
     @property
     def active(self) -> bool:
@@ -86,10 +95,11 @@ class MAMLConfig:
     first_order: bool = False
 
     def __post_init__(self) -> None:
-        if not (self.inner_lr > 0):
-            raise ValueError(f"inner_lr must be > 0, got {self.inner_lr}")
-        if not isinstance(self.inner_steps, int) or self.inner_steps < 1:
-            raise ValueError(f"inner_steps must be an integer >= 1, got {self.inner_steps!r}")
+        checks.real("inner_lr", self.inner_lr, lo=0.0, lo_open=True)
+        if type(self.inner_lr) not in (int, float):
+            object.__setattr__(self, "inner_lr", float(self.inner_lr))
+        object.__setattr__(self, "inner_steps", checks.integer("inner_steps", self.inner_steps, lo=1))
+        object.__setattr__(self, "first_order", checks.flag("first_order", self.first_order))
 
 
 # A noise draw: optional entries "support" (like x_s), "query" (like x_q),
@@ -158,7 +168,7 @@ def adapt(
     the support loss. ``adaptation_noise[name][j]`` is added to the j-th gradient.
     Differentiable in ``params`` (second order) when called under ``torch.func.grad``.
     ``loss(outputs, targets)`` defaults to cross-entropy."""
-    steps = cfg.inner_steps if steps is None else steps
+    steps = cfg.inner_steps if steps is None else checks.integer("steps", steps, lo=0)
 
     def support_loss(theta: Params) -> torch.Tensor:
         return loss(f(theta, x_s), y_s)
@@ -283,6 +293,8 @@ def adapted_accuracy(
 ) -> torch.Tensor:
     """Query accuracy of each task of ``batch`` after adapting on its support set
     (``steps`` inner steps, default ``cfg.inner_steps``). Returns ``(T,)``."""
+    if steps is not None:
+        steps = checks.integer("steps", steps, lo=0)
     p = _detached(params)
 
     def one(xs, ys, xq, yq):

@@ -7,15 +7,18 @@ import math
 import numpy as np
 import torch
 
+from . import checks
+
 
 def mean_ci95(values: torch.Tensor | list[float]) -> tuple[float, float]:
     """Mean and half-width of its 95% normal confidence interval,
-    ``1.96 * std(ddof=1) / sqrt(n)``. One value gives a half-width of 0."""
+    ``1.96 * std(ddof=1) / sqrt(n)``. Needs at least 2 finite values: one value has no
+    spread to estimate, and a half-width of 0 would claim certainty."""
     v = torch.as_tensor(values, dtype=torch.float64).flatten()
-    if v.numel() == 0:
-        raise ValueError("values must not be empty")
-    if v.numel() == 1:
-        return float(v[0]), 0.0
+    if v.numel() < 2:
+        raise ValueError(f"mean_ci95 needs at least 2 values, got {v.numel()} (one value has no spread to "
+                         f"estimate; a 0.0 half-width would claim certainty)")
+    _finite("values", v)
     return float(v.mean()), float(1.96 * v.std(unbiased=True) / math.sqrt(v.numel()))
 
 
@@ -35,9 +38,24 @@ def cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return float(torch.dot(fa, fb) / (fa.norm() * fb.norm()).clamp_min(torch.finfo(fa.dtype).tiny))
 
 
+def _finite(name: str, v: torch.Tensor) -> None:
+    bad = ~torch.isfinite(v)
+    if bool(bad.any()):
+        first = int(torch.nonzero(bad)[0])
+        raise ValueError(f"{name} must be finite, got {int(bad.sum())} NaN or infinite value(s) "
+                         f"(first {float(v[first])} at index {first})")
+
+
 def _as_arrays(scores, labels):
     s = torch.as_tensor(scores, dtype=torch.float64).flatten()
-    y = torch.as_tensor(labels).flatten().to(torch.bool)
+    _finite("scores", s)
+    raw = torch.as_tensor(labels).flatten()
+    if raw.dtype != torch.bool:
+        ok = (raw == 0) | (raw == 1)
+        if not bool(ok.all()):
+            odd = sorted(set(raw[~ok].tolist()), key=str)[:5]
+            raise ValueError(f"labels must be 0/1 or bool (1 = member), got value(s) {odd}")
+    y = raw.to(torch.bool)
     if s.numel() != y.numel():
         raise ValueError(f"scores and labels must have the same length, got {s.numel()} and {y.numel()}")
     if s.numel() == 0:
@@ -49,6 +67,7 @@ def classification_at_threshold(scores, labels, threshold: float) -> dict[str, f
     """Predict member when ``score > threshold``; accuracy, recall and precision (the
     paper's Tables I-II). Precision is NaN when nothing is predicted member."""
     s, y = _as_arrays(scores, labels)
+    checks.real("threshold", threshold)
     pred = s > threshold
     tp = int((pred & y).sum())
     fp = int((pred & ~y).sum())
@@ -98,8 +117,7 @@ def roc_auc(scores, labels) -> float:
 def tpr_at_fpr(scores, labels, fpr_target: float) -> float:
     """Largest true-positive rate over thresholds whose false-positive rate is at most
     ``fpr_target`` (0.01 and 0.1 are the usual low-FPR points)."""
-    if not 0.0 <= fpr_target <= 1.0:
-        raise ValueError(f"fpr_target must be in [0, 1], got {fpr_target}")
+    checks.real("fpr_target", fpr_target, 0.0, 1.0)
     fpr, tpr = roc_curve(scores, labels)
     return float(tpr[fpr <= fpr_target + 1e-12].max())
 
@@ -107,6 +125,7 @@ def tpr_at_fpr(scores, labels, fpr_target: float) -> float:
 def membership_metrics(scores, labels, threshold: float) -> dict[str, float]:
     """Everything reported per cell: accuracy, recall, precision at ``threshold``, ROC AUC,
     and TPR at 1% and 10% FPR."""
+    checks.real("threshold", threshold)
     out = classification_at_threshold(scores, labels, threshold)
     out.update(
         auc=roc_auc(scores, labels),
@@ -125,8 +144,8 @@ _Z95 = 1.959963984540054
 def wilson_ci95(successes: int, n: int) -> tuple[float, float]:
     """Wilson score 95% interval of a proportion (stays inside [0, 1], sensible at 0 or n
     successes, unlike the normal interval)."""
-    if n < 1 or not 0 <= successes <= n:
-        raise ValueError(f"need 0 <= successes <= n and n >= 1, got successes={successes}, n={n}")
+    n = checks.integer("n", n, lo=1)
+    successes = checks.integer("successes", successes, lo=0, hi=n)
     p, z2 = successes / n, _Z95**2
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = _Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
@@ -136,8 +155,9 @@ def wilson_ci95(successes: int, n: int) -> tuple[float, float]:
 def diff_ci95(p1: float, n1: int, p2: float, n2: int) -> tuple[float, float]:
     """``p1 - p2`` and the half-width of its 95% normal interval, for proportions measured
     on independent samples of sizes ``n1`` and ``n2``."""
-    if n1 < 1 or n2 < 1:
-        raise ValueError(f"sample sizes must be >= 1, got n1={n1}, n2={n2}")
+    n1, n2 = checks.integer("n1", n1, lo=1), checks.integer("n2", n2, lo=1)
+    checks.real("p1", p1, 0.0, 1.0)
+    checks.real("p2", p2, 0.0, 1.0)
     return p1 - p2, _Z95 * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
 
 
@@ -153,6 +173,7 @@ def auc_ci95(scores, labels, n_boot: int = 1000, seed: int = 0) -> tuple[float, 
     """Percentile 95% interval of the ROC AUC by bootstrapping the trials, members and
     non-members resampled separately (so each resample keeps both classes)."""
     s, y = _as_arrays(scores, labels)
+    checks.integer("n_boot", n_boot, lo=1)
     rng = np.random.default_rng(seed)
     boots = [roc_auc(s[idx], y[idx]) for idx in (_stratified_resample(y, rng) for _ in range(n_boot))]
     lo, hi = np.percentile(boots, [2.5, 97.5])
@@ -164,6 +185,7 @@ def auc_diff_ci95(scores_a, labels_a, scores_b, labels_b, n_boot: int = 1000, se
     bootstrap interval: ``(difference, low, high)``."""
     sa, ya = _as_arrays(scores_a, labels_a)
     sb, yb = _as_arrays(scores_b, labels_b)
+    checks.integer("n_boot", n_boot, lo=1)
     rng = np.random.default_rng(seed)
     diffs = []
     for _ in range(n_boot):
