@@ -1,7 +1,7 @@
 """Time of one attack iteration against the chunk size (images optimised together),
 side by side in one run: 100 trials of a task shape, all in one batch or split into
 chunks of at most ``--limits`` images (``attacks.chunks``). Seconds per iteration for
-all 100 trials; untrained :data:`~mamlpriv.experiments.ATTACK_NET`, MNIST, inner rate
+all 100 trials; untrained :data:`~mamlpriv.models.ATTACK_NET`, MNIST, inner rate
 0.1, as in the paper profile.
 
     python bench/attack_chunks.py [--shapes 3x1 5x3 7x3] [--limits 0 512 256] [--threads 2]
@@ -17,11 +17,10 @@ import time
 
 import torch
 
-from mamlpriv.attacks import QueryAttackConfig, SupportAttackConfig, chunks, query_attack, support_attack
+from mamlpriv.attacks import AttackConfig, chunks, query_attack, support_attack
 from mamlpriv.data import TaskSampler, derive_seed, load_dataset, stack_tasks
-from mamlpriv.experiments import ATTACK_NET
 from mamlpriv.maml import MAMLConfig, task_gradients
-from mamlpriv.models import ConvNet, forward, init_params
+from mamlpriv.models import ATTACK_NET, forward, init_params
 
 
 def seconds_per_iteration(attack: str, ways: int, shots: int, limit: int | None, trials: int, iterations: int,
@@ -29,7 +28,7 @@ def seconds_per_iteration(attack: str, ways: int, shots: int, limit: int | None,
     """Wall time of :func:`~mamlpriv.attacks.query_attack` / ``support_attack`` with
     ``chunk_images=limit`` over ``iterations`` iterations, per iteration (after a warm-up
     run of one iteration)."""
-    model = ConvNet(ways, **ATTACK_NET)
+    model = ATTACK_NET.build(ways)
     f, p = forward(model), init_params(model, seed=0)
     batch = stack_tasks([TaskSampler(data, ways, shots).sample(derive_seed(7, t)) for t in range(trials)])
     maml = MAMLConfig(0.1)
@@ -39,9 +38,9 @@ def seconds_per_iteration(attack: str, ways: int, shots: int, limit: int | None,
     def attack_once(n: int) -> None:
         if attack == "support":
             support_attack(f, p, g, batch.support_y, batch.query_x, batch.query_y, batch.support_x[:, 0], slot, maml,
-                           SupportAttackConfig(iterations=n), chunk_images=limit)
+                           AttackConfig(iterations=n), chunk_images=limit)
         else:
-            query_attack(f, p, g, batch.query_y, batch.query_x[:, 0], slot, QueryAttackConfig(iterations=n),
+            query_attack(f, p, g, batch.query_y, batch.query_x[:, 0], slot, AttackConfig(iterations=n),
                          chunk_images=limit)
 
     attack_once(1)  # warm-up

@@ -14,8 +14,8 @@ import platform
 
 import torch
 
-from mamlpriv.data import load_dataset
-from mamlpriv.experiments import RUNTIME_SHAPES, attack_runtime
+from mamlpriv.catalog import INNER_LR
+from mamlpriv.cells import RUNTIME_SHAPES, RuntimeCell
 from mamlpriv.paper import PAPER_RUNTIMES
 
 
@@ -28,14 +28,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    data = load_dataset("mnist", "test")
     print(f"torch {torch.__version__}, {args.threads} threads, {platform.machine()}; "
           f"{args.trials} trials batched; conv net 4x32, no norm; seconds per trial")
     print(f"{'attack':<8}{'iters':>6}{'size':>6}{'ours s':>10}{'paper s':>10}{'paper/ours':>12}")
     for attack in args.attacks:
         for it in args.iterations:
             for size in args.sizes:
-                ours = attack_runtime(attack, size, it, args.trials, data)
+                ours = RuntimeCell(attack, it, size, args.trials, INNER_LR).compute()["seconds_per_trial"]
                 paper = PAPER_RUNTIMES[attack].get(it, {}).get(size)
                 ratio = f"{paper / ours:12.1f}" if paper else f"{'-':>12}"
                 print(f"{attack:<8}{it:>6}{size:>6}{ours:>10.3f}{(paper or float('nan')):>10.2f}{ratio}", flush=True)

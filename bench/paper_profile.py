@@ -4,7 +4,7 @@ Every cell file of ``results/paper/`` records the seconds its function ran and t
 machine it ran on (cores, torch threads). This table sums them per experiment, and for
 an unfinished experiment extrapolates its finished cells' mean to the missing ones (an
 estimate: cells of one experiment differ in cost, so the line says how many it rests on).
-Meta-training runs are cached between cells (``catalog.runs_dir``), so the first cell of
+Meta-training runs are cached between cells (``cells.runs_dir``), so the first cell of
 a task shape carries its training time and the others do not; together they count it once.
 
     python bench/paper_profile.py [--root results] [--profile paper] [--budget-hours 6]

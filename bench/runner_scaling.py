@@ -15,23 +15,22 @@ import argparse
 import os
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import replace
 
-from mamlpriv import runner
-from mamlpriv.attacks import QueryAttackConfig
-from mamlpriv.catalog import INNER_LR, membership_cell
-
-
-def cell(trials: int, seed: int) -> dict:
-    return {"dataset": "mnist", "target": "query", "ways": 3, "shots": 1, "trials": trials, "validation": trials,
-            "seed": seed, "inner_lr": INNER_LR, "train_iterations": 1, "stages": [0],
-            "attack": asdict(QueryAttackConfig())}
+from mamlpriv import catalog, runner
+from mamlpriv.cells import MembershipCell
 
 
-def wall(cells: list[dict], backend: str, n_jobs: int) -> float:
+def cell(trials: int, seed: int) -> MembershipCell:
+    """The query attack's Tables I-II cell at MNIST 3-way 1-shot, untrained network."""
+    return replace(catalog.membership(catalog.profile("quick"), "mnist", "query", 3, 1), trials=trials,
+                   validation=trials, seed=seed, train_iterations=1)
+
+
+def wall(cells: list[MembershipCell], backend: str, n_jobs: int) -> float:
     with tempfile.TemporaryDirectory() as root:
         t0 = time.perf_counter()
-        runner.run(runner.Experiment("bench", membership_cell, tuple(cells)), "quick", root, backend=backend,
+        runner.run(runner.Experiment("bench", tuple(cells)), "quick", root, backend=backend,
                    n_jobs=n_jobs, progress=False)
         return time.perf_counter() - t0
 

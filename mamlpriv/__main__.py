@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import catalog, runner
 
@@ -38,17 +39,27 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown experiment(s) {unknown}; choose from {known}")
         exps = [e for e in exps if e.name in args.experiment]
     if args.command == "status":
-        total = 0.0
-        for e in exps:
-            done = runner.load(e, args.profile, args.root, missing_ok=True)
-            secs = sum(r["seconds"] for r in done)
-            total += secs
-            est = f", about {secs / len(done) * len(e.cells) / 3600:.1f} h for all" if done else ""
-            print(f"{args.profile}/{e.name}: {len(done)}/{len(e.cells)} cells, {secs / 3600:.2f} h of cell time{est}")
-        print(f"total cell time so far: {total / 3600:.2f} h")
-        return 0
+        return _status(exps, args.profile, args.root)
     for e in exps:
         runner.run(e, args.profile, args.root, backend=args.backend, n_jobs=args.jobs, scheduler=args.scheduler)
+    return 0
+
+
+def _status(exps: list, profile: str, root: str) -> int:
+    """Finished cells and cell time per experiment; invalid files are listed, not used."""
+    folder = Path(root) / profile
+    if not folder.is_dir():
+        print(f"warning: {folder} does not exist: no cell of profile {profile!r} is stored under {root!r}")
+    total = 0.0
+    for e in exps:
+        st = runner.status(e, profile, root)
+        total += st["seconds"]
+        done = st["done"]
+        est = f", about {st['seconds'] / done * st['total'] / 3600:.1f} h for all" if done else ""
+        print(f"{profile}/{e.name}: {done}/{st['total']} cells, {st['seconds'] / 3600:.2f} h of cell time{est}")
+        for msg in st["invalid"]:
+            print(f"  invalid (will be computed again): {msg}")
+    print(f"total cell time so far: {total / 3600:.2f} h")
     return 0
 
 

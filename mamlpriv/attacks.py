@@ -34,6 +34,7 @@ split into chunks of at most :data:`CHUNK_IMAGES` images, which run faster on a 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad, vmap
 
+from . import checks
+from .data import TaskBatch
 from .maml import MAMLConfig, task_gradient
 from .metrics import flat, flat_rows
 from .models import Forward, Params
@@ -50,7 +53,14 @@ SCHEDULES = ("cosine", "constant")
 
 
 @dataclass(frozen=True)
-class _AttackConfig:
+class AttackConfig:
+    """Hyper-parameters of either attack (paper eq. 9 and 10): ``iterations`` of Adam at
+    ``lr`` (``schedule``: cosine decay or constant) on ``1 - cos + tv_weight * TV``;
+    ``init`` fills the slots other than the target's; ``restarts`` runs that many noise
+    draws per trial and keeps the one with the lowest final matching loss; ``hold``
+    keeps the target slot at its prior for that many first iterations. Each attack's
+    defaults, and the search they came from, are in :data:`ATTACKS`."""
+
     iterations: int = 100
     lr: float = 0.1
     schedule: str = "cosine"
@@ -60,41 +70,17 @@ class _AttackConfig:
     hold: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.iterations, int) or self.iterations < 1:
-            raise ValueError(f"iterations must be an integer >= 1, got {self.iterations!r}")
-        if not (self.lr > 0) or not math.isfinite(self.lr):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if not (self.tv_weight >= 0) or not math.isfinite(self.tv_weight):
-            raise ValueError(f"tv_weight must be a finite number >= 0, got {self.tv_weight!r}")
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-        if not isinstance(self.restarts, int) or self.restarts < 1:
-            raise ValueError(f"restarts must be an integer >= 1, got {self.restarts!r}")
-        if not isinstance(self.hold, int) or not 0 <= self.hold < self.iterations:
-            raise ValueError(f"hold must be an integer in [0, iterations={self.iterations}), got {self.hold!r}")
-
-
-@dataclass(frozen=True)
-class QueryAttackConfig(_AttackConfig):
-    """Hyper-parameters of the query attack (paper eq. 9). ``init`` fills the slots other
-    than the target's; ``restarts`` runs that many noise draws per trial and keeps the
-    one with the lowest final matching loss; ``hold`` keeps the target slot at its prior
-    for that many first iterations. Defaults: tuned on 100 validation trials of the
-    paper's game (MNIST 3-way 1-shot, the untrained :data:`~mamlpriv.experiments.ATTACK_NET`),
-    recorded in ``results/attacks/search-query-untrained-stride.json``: 100 iterations,
-    Adam 0.1 with cosine decay, TV 1e-2 (validation AUC 1.00; lr 0.03: 0.999)."""
-
-
-@dataclass(frozen=True)
-class SupportAttackConfig(_AttackConfig):
-    """Hyper-parameters of the support attack (paper eq. 10); fields as for the query
-    attack. Defaults: tuned on 100 validation trials of the paper's game (MNIST 3-way
-    1-shot, ATTACK_NET meta-trained 300 iterations), recorded in
-    ``results/attacks/search-support-*stride*.json``: 100 iterations, Adam 0.1 with
-    cosine decay, TV 1e-2 (validation AUC 0.894; lr 0.03: 0.833; 200 iterations at
-    lr 0.03: 0.898 for twice the time; 50 at 0.1: 0.848)."""
+        checks.integer("iterations", self.iterations, 1)
+        checks.real("lr", self.lr, 0.0, lo_open=True)
+        checks.choice("schedule", self.schedule, SCHEDULES)
+        checks.real("tv_weight", self.tv_weight, 0.0)
+        checks.choice("init", self.init, INITS)
+        checks.integer("restarts", self.restarts, 1)
+        checks.integer("hold", self.hold, 0, self.iterations - 1)
+        for name in ("iterations", "restarts", "hold"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        for name in ("lr", "tv_weight"):
+            object.__setattr__(self, name, float(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -133,7 +119,7 @@ def _init_batch(
 
 
 def _optimise(
-    objective, x_init: torch.Tensor, slot: torch.Tensor, cfg: _AttackConfig
+    objective, x_init: torch.Tensor, slot: torch.Tensor, cfg: AttackConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Adam on ``x`` (pixels clamped to [0, 1]) minimising ``objective(x) -> (T,)``
     summed over trials; during the first ``cfg.hold`` iterations the target slot
@@ -189,7 +175,7 @@ def chunks(trials: int, images: int, chunk_images: int | None) -> list[slice]:
     return [slice(a, min(a + size, trials)) for a in range(0, trials, size)]
 
 
-def _run(objective_for, x0, slot, n, cfg: _AttackConfig, generator, chunk_images: int | None) -> AttackResult:
+def _run(objective_for, x0, slot, n, cfg: AttackConfig, generator, chunk_images: int | None) -> AttackResult:
     """Restarts: ``objective_for(rows)`` gives the objective of the trials ``rows`` (a
     slice) of the trial axis repeated ``cfg.restarts`` times; keep, per trial, the
     restart with the lowest final loss. The initial batches of all rows are drawn
@@ -255,6 +241,32 @@ def support_objective(
     return objective
 
 
+def _attack(
+    objective_for_rows,
+    per_trial: tuple[torch.Tensor, ...],
+    params: Params,
+    g: Params,
+    y: torch.Tensor,
+    x0: torch.Tensor,
+    slot: torch.Tensor,
+    cfg: AttackConfig,
+    generator: torch.Generator | None,
+    chunk_images: int | None,
+) -> AttackResult:
+    """The body both attacks share: check shapes, repeat the per-trial arrays (the shared
+    gradients first, then ``per_trial``) once per restart, and optimise the rows chunk by
+    chunk with ``objective_for_rows(params, target_rows, *per_trial_rows)``."""
+    _check_shapes(g, y, x0, slot)
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    p = {k: v.detach() for k, v in params.items()}
+    arrays = [_rep(a, cfg.restarts) for a in (flat_rows(g).detach(), *per_trial)]
+
+    def objective_for(rows: slice):
+        return objective_for_rows(p, *[a[rows] for a in arrays])
+
+    return _run(objective_for, x0, slot, y.shape[1], cfg, gen, chunk_images)
+
+
 def query_attack(
     f: Forward,
     params: Params,
@@ -262,7 +274,7 @@ def query_attack(
     y_q: torch.Tensor,
     x0: torch.Tensor,
     slot: torch.Tensor,
-    cfg: QueryAttackConfig = QueryAttackConfig(),
+    cfg: AttackConfig = AttackConfig(),
     generator: torch.Generator | None = None,
     chunk_images: int | None = CHUNK_IMAGES,
 ) -> AttackResult:
@@ -274,17 +286,11 @@ def query_attack(
     ``chunk_images``: trials are optimised in chunks of at most that many images
     (:data:`CHUNK_IMAGES`; ``None``: one batch).
     """
-    _check_shapes(g, y_q, x0, slot)
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    p = {k: v.detach() for k, v in params.items()}
-    target = flat_rows(g).detach()
 
-    target_r, y_r = _rep(target, cfg.restarts), _rep(y_q, cfg.restarts)
+    def objective(p: Params, target: torch.Tensor, y: torch.Tensor):
+        return query_objective(f, p, target, y, cfg.tv_weight)
 
-    def objective_for(rows: slice):
-        return query_objective(f, p, target_r[rows], y_r[rows], cfg.tv_weight)
-
-    return _run(objective_for, x0, slot, y_q.shape[1], cfg, gen, chunk_images)
+    return _attack(objective, (y_q,), params, g, y_q, x0, slot, cfg, generator, chunk_images)
 
 
 def support_attack(
@@ -297,7 +303,7 @@ def support_attack(
     x0: torch.Tensor,
     slot: torch.Tensor,
     maml: MAMLConfig,
-    cfg: SupportAttackConfig = SupportAttackConfig(),
+    cfg: AttackConfig = AttackConfig(),
     generator: torch.Generator | None = None,
     chunk_images: int | None = CHUNK_IMAGES,
 ) -> AttackResult:
@@ -306,20 +312,49 @@ def support_attack(
     gradient of a candidate support batch (labels ``y_s`` ``(T, N)``) with the inner loop
     of ``maml``. Other arguments as in :func:`query_attack`.
     """
-    _check_shapes(g, y_s, x0, slot)
     if x_q.shape[0] != x0.shape[0] or y_q.shape[:1] != x_q.shape[:1]:
         raise ValueError("x_q and y_q must have one entry per trial")
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    p = {k: v.detach() for k, v in params.items()}
-    target = flat_rows(g).detach()
 
-    r = cfg.restarts
-    target_r, ys_r, xq_r, yq_r = _rep(target, r), _rep(y_s, r), _rep(x_q, r), _rep(y_q, r)
+    def objective(p: Params, target: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor):
+        return support_objective(f, p, target, ys, xq, yq, maml, cfg.tv_weight)
 
-    def objective_for(rows: slice):
-        return support_objective(f, p, target_r[rows], ys_r[rows], xq_r[rows], yq_r[rows], maml, cfg.tv_weight)
+    return _attack(objective, (y_s, x_q, y_q), params, g, y_s, x0, slot, cfg, generator, chunk_images)
 
-    return _run(objective_for, x0, slot, y_s.shape[1], cfg, gen, chunk_images)
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack of :data:`ATTACKS`: its default settings, the validation search they
+    were chosen by (a file under ``results/attacks/``), and how it runs on a task
+    batch: ``run(f, params, g, batch, x0, slot, maml, cfg, generator)``."""
+
+    defaults: AttackConfig
+    search: str
+    run: Callable[..., AttackResult]
+
+
+def _query_on_batch(f, params, g, batch: TaskBatch, x0, slot, maml, cfg, generator) -> AttackResult:
+    return query_attack(f, params, g, batch.query_y, x0, slot, cfg, generator)
+
+
+def _support_on_batch(f, params, g, batch: TaskBatch, x0, slot, maml, cfg, generator) -> AttackResult:
+    return support_attack(f, params, g, batch.support_y, batch.query_x, batch.query_y, x0, slot, maml, cfg, generator)
+
+
+# target (the attacked set) -> the attack. The defaults of both were chosen on 100
+# validation trials of the paper's game, MNIST 3-way 1-shot (the query attack on the
+# untrained attack network, the support attack after 300 meta-iterations); the files
+# record every setting tried and its validation AUC.
+ATTACKS: dict[str, AttackSpec] = {
+    "query": AttackSpec(AttackConfig(), "results/attacks/search-query-untrained-stride.json", _query_on_batch),
+    "support": AttackSpec(AttackConfig(), "results/attacks/search-support-settings-stride-2.json",
+                          _support_on_batch),
+}
+TARGETS = tuple(ATTACKS)
+
+
+def attack_for(target: str) -> AttackSpec:
+    """The entry of :data:`ATTACKS` for ``target`` ("query" or "support")."""
+    return ATTACKS[checks.choice("target", target, TARGETS)]
 
 
 def _check_shapes(g: Params, y: torch.Tensor, x0: torch.Tensor, slot: torch.Tensor) -> None:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from . import checks
 from .maml import GaussianNoise, TaskNoise
 
 LOCATIONS = ("support_data", "adaptation_grad", "query_data", "validation_grad")
@@ -36,37 +38,29 @@ def spec_key(spec: dict | None) -> str:
 
 def noise_at(location: str, std: float) -> TaskNoise:
     """Zero-mean Gaussian noise of standard deviation ``std`` at one of :data:`LOCATIONS`."""
-    if location not in LOCATIONS:
-        raise ValueError(f"location must be one of {LOCATIONS}, got {location!r}")
-    if not (std >= 0) or not math.isfinite(std):
-        raise ValueError(f"std must be a finite number >= 0, got {std!r}")
+    checks.choice("location", location, LOCATIONS)
+    checks.real("std", std, lo=0.0)
     return TaskNoise(**{location: GaussianNoise(0.0, float(std))})
 
 
 def gaussian_mechanism(clip: float, noise_multiplier: float) -> TaskNoise:
     """Clip the shared gradient to norm ``clip``, then add ``N(0, (noise_multiplier *
     clip)^2)`` per coordinate."""
-    if not (clip > 0) or not math.isfinite(clip):
-        raise ValueError(f"clip must be a finite number > 0, got {clip!r}")
-    if not (noise_multiplier >= 0) or not math.isfinite(noise_multiplier):
-        raise ValueError(f"noise_multiplier must be a finite number >= 0, got {noise_multiplier!r}")
+    checks.real("clip", clip, lo=0.0, lo_open=True)
+    checks.real("noise_multiplier", noise_multiplier, lo=0.0)
     return TaskNoise(validation_grad=GaussianNoise(0.0, noise_multiplier * clip), clip=float(clip))
 
 
 def epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float = 1e-5,
             accountant: str = "rdp") -> float:
     """The privacy budget epsilon at ``delta`` after ``steps`` sub-sampled Gaussian
-    releases (Opacus' RDP or PRV accountant); ``inf`` without noise."""
-    if accountant not in ACCOUNTANTS:
-        raise ValueError(f"accountant must be one of {ACCOUNTANTS}, got {accountant!r}")
-    if not 0 < sample_rate <= 1:
-        raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate!r}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if not 0 < delta < 1:
-        raise ValueError(f"delta must be in (0, 1), got {delta!r}")
-    if not (noise_multiplier >= 0):
-        raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier!r}")
+    releases (Opacus' RDP or PRV accountant); ``inf`` without noise (``noise_multiplier
+    = 0``). ``noise_multiplier`` must be finite: the accountant never sees ``inf`` or NaN."""
+    checks.choice("accountant", accountant, ACCOUNTANTS)
+    noise_multiplier = checks.real("noise_multiplier", noise_multiplier, lo=0.0)
+    sample_rate = checks.real("sample_rate", sample_rate, lo=0.0, hi=1.0, lo_open=True)
+    steps = checks.integer("steps", steps, lo=1)
+    delta = checks.real("delta", delta, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     if noise_multiplier == 0:
         return math.inf
     from opacus.accountants import PRVAccountant, RDPAccountant
@@ -86,3 +80,74 @@ def confident_area(levels: Sequence[float], attack_accuracy: Sequence[float], le
         raise ValueError("levels, attack_accuracy and learning_accuracy must have the same length")
     return [a <= attack_max and lrn >= baseline_learning - learning_drop
             for a, lrn in zip(attack_accuracy, learning_accuracy)]
+
+
+# ----- a defence as a typed part of a cell's configuration ------------------------------
+
+@dataclass(frozen=True)
+class RawNoise:
+    """The paper's noise as a cell stores it: ``{"location": ..., "std": ...}``."""
+
+    location: str
+    std: float
+
+    def __post_init__(self) -> None:
+        checks.choice("location", self.location, LOCATIONS)
+        object.__setattr__(self, "std", checks.real("std", self.std, 0.0))
+
+    @property
+    def label(self) -> str:
+        return self.location
+
+    @property
+    def level(self) -> float:
+        return self.std
+
+    def to_json(self) -> dict:
+        return {"location": self.location, "std": self.std}
+
+    def task_noise(self) -> TaskNoise:
+        return noise_at(self.location, self.std)
+
+
+@dataclass(frozen=True)
+class GaussianMechanismSpec:
+    """The Gaussian mechanism as a cell stores it: ``{"clip": ..., "noise_multiplier": ...}``."""
+
+    clip: float
+    noise_multiplier: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "clip", checks.real("clip", self.clip, 0.0, lo_open=True))
+        object.__setattr__(self, "noise_multiplier", checks.real("noise_multiplier", self.noise_multiplier, 0.0))
+
+    @property
+    def label(self) -> str:
+        return "gaussian mechanism"
+
+    @property
+    def level(self) -> float:
+        return self.noise_multiplier
+
+    def to_json(self) -> dict:
+        return {"clip": self.clip, "noise_multiplier": self.noise_multiplier}
+
+    def task_noise(self) -> TaskNoise:
+        return gaussian_mechanism(self.clip, self.noise_multiplier)
+
+
+Defence = RawNoise | GaussianMechanismSpec
+
+
+def defence_from_json(spec: dict | None) -> Defence | None:
+    """The typed defence of a stored spec (None or ``{}``: no defence)."""
+    if not spec:
+        return None
+    if not isinstance(spec, dict):
+        raise TypeError(f"a defence spec must be a dict, got {spec!r}")
+    keys = set(spec)
+    if keys == {"location", "std"}:
+        return RawNoise(spec["location"], spec["std"])
+    if keys == {"clip", "noise_multiplier"}:
+        return GaussianMechanismSpec(spec["clip"], spec["noise_multiplier"])
+    raise ValueError(f"a defence spec has keys {{'location', 'std'}} or {{'clip', 'noise_multiplier'}}, got {spec!r}")

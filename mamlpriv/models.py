@@ -21,11 +21,15 @@ meta-iterations with GroupNorm against 93.3% without (inner rate 0.4, seed 0).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.func import functional_call
+
+from . import checks
 
 Params = dict[str, torch.Tensor]
 Forward = Callable[[Params, torch.Tensor], torch.Tensor]
@@ -55,14 +59,16 @@ class ConvNet(nn.Module):
         pool: str = "max",
     ):
         super().__init__()
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        if pool not in POOLS:
-            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-        if ways < 2:
-            raise ValueError(f"ways must be >= 2, got {ways}")
-        if hidden < 1:
-            raise ValueError(f"hidden must be >= 1, got {hidden}")
+        checks.choice("norm", norm, NORMS)
+        checks.choice("pool", pool, POOLS)
+        ways = checks.integer("ways", ways, lo=2)
+        hidden = checks.integer("hidden", hidden, lo=1)
+        channels = checks.integer("channels", channels, lo=1)
+        # four 2x2 max-pools need at least 16 pixels (28 -> 14 -> 7 -> 3 -> 1); strided convolutions any
+        image_size = checks.integer("image_size", image_size, lo=16 if pool == "max" else 1)
+        if norm == "group" and hidden % min(4, hidden):
+            raise ValueError(f"hidden must be a multiple of 4 (or below 4) with norm='group' "
+                             f"(GroupNorm with 4 groups), got {hidden}")
         blocks: list[nn.Module] = []
         c_in = channels
         size = image_size
@@ -90,8 +96,10 @@ class MLP(nn.Module):
 
     def __init__(self, ways: int, hidden: int = 64, layers: int = 2, in_features: int = 28 * 28):
         super().__init__()
-        if ways < 2:
-            raise ValueError(f"ways must be >= 2, got {ways}")
+        ways = checks.integer("ways", ways, lo=2)
+        hidden = checks.integer("hidden", hidden, lo=1)
+        layers = checks.integer("layers", layers, lo=0)
+        in_features = checks.integer("in_features", in_features, lo=1)
         mods: list[nn.Module] = [nn.Flatten()]
         d = in_features
         for _ in range(layers):
@@ -106,15 +114,19 @@ class MLP(nn.Module):
 
 def build_model(arch: str, ways: int, **kwargs) -> nn.Module:
     """``arch`` in ``{"conv", "mlp"}``; keyword arguments go to the constructor."""
+    checks.choice("arch", arch, ("conv", "mlp"))
     if arch == "conv":
         return ConvNet(ways, **kwargs)
-    if arch == "mlp":
-        return MLP(ways, **kwargs)
-    raise ValueError(f"arch must be 'conv' or 'mlp', got {arch!r}")
+    return MLP(ways, **kwargs)
 
 
 def init_params(model: nn.Module, seed: int = 0, dtype: torch.dtype = torch.float32) -> Params:
     """Fresh parameters of ``model`` (PyTorch's default init, seeded) as a plain dict."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    seed = checks.integer("seed", seed)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
@@ -128,8 +140,49 @@ def init_params(model: nn.Module, seed: int = 0, dtype: torch.dtype = torch.floa
 
 def forward(model: nn.Module) -> Forward:
     """The model as a pure function ``f(params, x) -> logits``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
 
     def f(params: Params, x: torch.Tensor) -> torch.Tensor:
         return functional_call(model, params, (x,))
 
     return f
+
+
+ARCHS = ("conv", "mlp")
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """A network family: ``arch`` (:data:`ARCHS`), its width ``hidden`` and, for the conv
+    net, ``norm`` and ``pool`` (:class:`ConvNet`). ``build(ways)`` makes the module."""
+
+    arch: str = "conv"
+    hidden: int = 32
+    norm: str = "group"
+    pool: str = "max"
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if isinstance(self.hidden, bool) or not isinstance(self.hidden, numbers.Integral) or self.hidden < 1:
+            raise ValueError(f"hidden must be an integer >= 1, got {self.hidden!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if self.pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {self.pool!r}")
+
+    def kwargs(self) -> dict:
+        """The constructor's keyword arguments (the MLP takes only ``hidden``)."""
+        if self.arch == "conv":
+            return {"hidden": int(self.hidden), "norm": self.norm, "pool": self.pool}
+        return {"hidden": int(self.hidden)}
+
+    def build(self, ways: int) -> nn.Module:
+        return build_model(self.arch, ways, **self.kwargs())
+
+
+# The network every attack experiment uses (Tables I-IV, Figures 4-12): conv net 4x32
+# without normalisation, stride-2 convolutions instead of max-pooling (Finn et al.'s
+# Omniglot network), whose gradients are much easier to invert.
+ATTACK_NET = NetConfig(arch="conv", hidden=32, norm="none", pool="stride")

@@ -14,6 +14,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -43,11 +44,36 @@ def provenance(**extra) -> dict:
     }
 
 
-def write_json(path: str | os.PathLike, obj) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically (temporary file, then rename)."""
+def write_atomic(path: str | os.PathLike, data: str | bytes | Callable[[Path], None]) -> Path:
+    """Write ``data`` (text, bytes, or a function that writes a given path, e.g.
+    ``lambda p: torch.save(obj, p)``) to ``path`` atomically: into a temporary file of
+    this process beside it, flushed to disk, then renamed over ``path``. A failed write
+    removes its temporary file; the old ``path`` is never touched before the rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    try:
+        if callable(data):
+            data(tmp)
+        elif isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`write_atomic`)."""
+    return write_atomic(path, json.dumps(obj, indent=1))
+
+
+def write_result(path: str | os.PathLike, script: str, args: dict, **content) -> Path:
+    """Write a result file (JSON) with its provenance: the script and its arguments, the
+    git commit, the machine, torch's version and the date; written atomically."""
+    return write_json(path, {"provenance": provenance(script=script, args=args), **content})

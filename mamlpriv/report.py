@@ -1,4 +1,4 @@
-"""Stored membership cells (see :mod:`mamlpriv.catalog`) as table rows with uncertainty.
+"""Stored membership cells (see :mod:`mamlpriv.cells`) as table rows with uncertainty.
 
 One row per cell and game: the cell's coordinates (dataset, attack, ways, shots, stage,
 inner loop), the test metrics at the validation threshold, a Wilson 95% interval of the
@@ -8,6 +8,10 @@ per-trial records, and the learning accuracy of the attacked snapshot when it is
 
 from __future__ import annotations
 
+import statistics
+
+from .cells import LearningCell, MembershipCell, shape_key
+from .defenses import confident_area, spec_key
 from .metrics import auc_ci95, auc_diff_ci95, diff_ci95, wilson_ci95
 
 
@@ -17,10 +21,11 @@ def _scores(result: dict) -> tuple[list[float], list[bool]]:
 
 
 def membership_rows(records: list[dict], games=("paper", "strict"), n_boot: int = 500) -> list[dict]:
-    """``records``: runner records of :func:`~mamlpriv.catalog.membership_cell` cells."""
+    """``records``: runner records of :class:`~mamlpriv.cells.MembershipCell` cells."""
     rows = []
     for rec in records:
         c, res = rec["config"], rec["result"]
+        cell = MembershipCell.from_config(c)
         learning = {h["iteration"]: h["test_acc"] for h in res.get("learning", [])}
         for game in games:
             if game not in res:
@@ -31,9 +36,9 @@ def membership_rows(records: list[dict], games=("paper", "strict"), n_boot: int 
             acc_lo, acc_hi = wilson_ci95(correct, n)
             auc_lo, auc_hi = auc_ci95(*_scores(r), n_boot=n_boot, seed=0)
             rows.append({
-                "dataset": c["dataset"], "attack": c["target"], "game": game, "ways": c["ways"], "shots": c["shots"],
-                "inner_lr": c["inner_lr"], "inner_steps": c.get("inner_steps", 1),
-                "order": "first" if c.get("first_order", False) else "second", "stage": r["stage"],
+                "dataset": cell.dataset, "attack": cell.target, "game": game, "ways": cell.ways, "shots": cell.shots,
+                "inner_lr": cell.maml.inner_lr, "inner_steps": cell.maml.inner_steps,
+                "order": "first" if cell.maml.first_order else "second", "stage": r["stage"],
                 "attack_lr": r.get("attack", c["attack"])["lr"], "trials": n,
                 "accuracy": m["accuracy"], "accuracy_lo": acc_lo, "accuracy_hi": acc_hi,
                 "recall": m["recall"], "precision": m["precision"],
@@ -110,6 +115,45 @@ def verdict_best_at(rows: list[dict], x: str, where: str, y: str = "accuracy") -
 
 # ----- defences: attack and learning under noise -----------------------------------------
 
+def _learning_by_defence(learning_records: list[dict]) -> dict[tuple, list[dict]]:
+    """Results of the learning cells grouped by (dataset, defence)."""
+    out: dict[tuple, list[dict]] = {}
+    for r in learning_records:
+        cell = LearningCell.from_config(r["config"])
+        spec = cell.noise.to_json() if cell.noise is not None else None
+        out.setdefault((cell.dataset, spec_key(spec)), []).append(r["result"])
+    return out
+
+
+def _mean_acc(results: list[dict]) -> float | None:
+    return statistics.fmean(x["test_acc"] for x in results) if results else None
+
+
+def _defence_row(rec: dict, learning: dict[tuple, list[dict]]) -> dict:
+    """One attack cell beside the learning runs under the same defence."""
+    cell = MembershipCell.from_config(rec["config"])
+    spec = cell.noise.to_json() if cell.noise is not None else None
+    lrn = learning.get((cell.dataset, spec_key(spec)), [])
+    base = learning.get((cell.dataset, spec_key(None)), [])
+    m = rec["result"]["paper"]["metrics"]
+    return {
+        "dataset": cell.dataset, "attack": cell.target,
+        "location": cell.noise.label if cell.noise is not None else "none",
+        "level": cell.noise.level if cell.noise is not None else 0.0,
+        "attack_accuracy": m["accuracy"], "attack_auc": m["auc"],
+        "learning_accuracy": _mean_acc(lrn), "baseline_learning": _mean_acc(base), "baseline_runs": len(base),
+        "baseline_sd": statistics.stdev(x["test_acc"] for x in base) if len(base) > 1 else None,
+        "epsilon": lrn[0].get("epsilon") if lrn else None, "profile": rec.get("shown", rec.get("profile")),
+    }
+
+
+def _groups(rows: list[dict]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        out.setdefault((r["dataset"], r["attack"], r["location"]), []).append(r)
+    return out
+
+
 def defence_rows(attack_records: list[dict], learning_records: list[dict], attack_max: float = 0.6,
                  learning_drop: float = 0.05) -> list[dict]:
     """One row per (dataset, attack, defence level): attack accuracy and AUC (paper's
@@ -120,35 +164,8 @@ def defence_rows(attack_records: list[dict], learning_records: list[dict], attac
     Where a configuration was trained from several seeds its learning accuracy is their
     mean; ``baseline_runs`` and ``baseline_sd`` (sample standard deviation, None for one
     run) describe the noise-free runs."""
-    import statistics
-
-    from .defenses import confident_area, spec_key
-
-    learning: dict[tuple, list[dict]] = {}
-    for r in learning_records:
-        learning.setdefault((r["config"]["dataset"], spec_key(r["config"].get("noise"))), []).append(r["result"])
-
-    def mean_acc(results: list[dict]) -> float | None:
-        return statistics.fmean(x["test_acc"] for x in results) if results else None
-
-    rows = []
-    for rec in attack_records:
-        c, spec = rec["config"], rec["config"].get("noise") or {}
-        lrn = learning.get((c["dataset"], spec_key(spec)), [])
-        base = learning.get((c["dataset"], spec_key(None)), [])
-        m = rec["result"]["paper"]["metrics"]
-        rows.append({
-            "dataset": c["dataset"], "attack": c["target"],
-            "location": spec.get("location", "gaussian mechanism"),
-            "level": spec.get("std", spec.get("noise_multiplier")),
-            "attack_accuracy": m["accuracy"], "attack_auc": m["auc"],
-            "learning_accuracy": mean_acc(lrn), "baseline_learning": mean_acc(base), "baseline_runs": len(base),
-            "baseline_sd": statistics.stdev(x["test_acc"] for x in base) if len(base) > 1 else None,
-            "epsilon": lrn[0].get("epsilon") if lrn else None, "profile": rec.get("shown", rec.get("profile")),
-        })
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["attack"], r["location"]), []).append(r)
+    learning = _learning_by_defence(learning_records)
+    groups = _groups([_defence_row(rec, learning) for rec in attack_records])
     for group in groups.values():
         group.sort(key=lambda r: r["level"])
         known = [r for r in group if r["learning_accuracy"] is not None and r["baseline_learning"] is not None]
@@ -167,11 +184,8 @@ def first_effective(rows: list[dict], attack_max: float = 0.6) -> list[dict]:
     at which the attack's accuracy is at most ``attack_max`` (None if none is), with the
     learning accuracy there and its drop from the noise-free baseline. An empty confident
     area means that this level already costs learning more than the rule allows."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["attack"], r["location"]), []).append(r)
     out = []
-    for (ds, attack, loc), group in sorted(groups.items()):
+    for (ds, attack, loc), group in sorted(_groups(rows).items()):
         hit = next((r for r in sorted(group, key=lambda r: r["level"]) if r["attack_accuracy"] <= attack_max), None)
         lrn = hit["learning_accuracy"] if hit else None
         base = group[0]["baseline_learning"]
@@ -268,12 +282,10 @@ def claim_sentence(c: dict) -> str:
 
 def order_comparison(first: list[dict], second: list[dict], game: str = "paper") -> list[dict]:
     """First-order cells beside the second-order cells of the same dataset, attack, ways
-    and shots (:func:`mamlpriv.catalog.shape_key`; runner records): accuracy and AUC of
+    and shots (:attr:`mamlpriv.cells.MembershipCell.shape`; runner records): accuracy and AUC of
     each, and first minus second with the accuracy's normal 95% half-width and the AUC's
     bootstrap 95% interval (:func:`compare`). First-order cells without a twin are left
     out."""
-    from .catalog import shape_key
-
     twins = {shape_key(r["config"]): r for r in second}
     out = []
     for r in first:

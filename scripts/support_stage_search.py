@@ -16,12 +16,13 @@ import time
 
 import torch
 
-from mamlpriv.attacks import SupportAttackConfig
+from mamlpriv.attacks import AttackConfig
 from mamlpriv.data import load_dataset
-from mamlpriv.experiments import ATTACK_NET, write_result, _VALIDATION, GameConfig, play
 from mamlpriv.maml import MAMLConfig
 from mamlpriv.metrics import best_threshold, classification_at_threshold, roc_auc
-from mamlpriv.models import forward
+from mamlpriv.membership import GameConfig, play
+from mamlpriv.models import ATTACK_NET, forward
+from mamlpriv.provenance import write_result
 from mamlpriv.training import TrainConfig, meta_train, run_folder
 
 
@@ -37,17 +38,17 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    cfg = TrainConfig(ways=3, shots=1, **ATTACK_NET, inner_lr=args.inner_lr, seed=args.seed,
+    cfg = TrainConfig(ways=3, shots=1, net=ATTACK_NET, maml=MAMLConfig(args.inner_lr), seed=args.seed,
                       iterations=max(args.stages), epoch_iterations=100, eval_tasks=100)
     res = meta_train(cfg, out_dir=run_folder("runs", cfg), progress=False)
     f = forward(res.model)
     data = load_dataset("mnist", "test")
-    game = GameConfig("support", "paper", 3, 1, args.trials, args.seed + _VALIDATION)
+    game = GameConfig("support", "paper", 3, 1, args.trials, args.seed).validation(args.trials)
     rows = []
     for stage, it, lr, tv in itertools.product(args.stages, args.iterations, args.lr, args.tv):
         t0 = time.perf_counter()
         r = play(f, res.snapshots[stage], data, game, MAMLConfig(args.inner_lr),
-                 SupportAttackConfig(iterations=it, lr=lr, tv_weight=tv))
+                 AttackConfig(iterations=it, lr=lr, tv_weight=tv))
         th = best_threshold(r.scores, r.members)
         row = {"stage": stage, "iterations": it, "lr": lr, "tv_weight": tv, "auc": roc_auc(r.scores, r.members),
                "best_accuracy": classification_at_threshold(r.scores, r.members, th)["accuracy"],

@@ -1,0 +1,353 @@
+"""What one grid cell computes, as typed, frozen configurations.
+
+A cell is a pure function of its configuration (seeds included). Three kinds:
+
+- :class:`MembershipCell`: the membership game against one attacked set (Tables I-II,
+  Figures 5-12, first-order MAML, the inner loop, the game control);
+- :class:`LearningCell`: meta-test accuracy of MAML meta-trained under a defence
+  (Figures 9-12, the Gaussian mechanism's budget);
+- :class:`RuntimeCell`: seconds per trial of one attack (Tables III-IV).
+
+Each serialises with ``to_config()`` to the JSON the runner stores (and names the file
+by, :func:`mamlpriv.runner.cell_id`) and is rebuilt by ``from_config``; a field at its
+default is left out of the JSON, so the stored cells of earlier versions keep their ids.
+``compute()`` returns the cell's JSON-able result.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from . import checks
+from .attacks import TARGETS, AttackConfig, attack_for
+from .defenses import Defence, defence_from_json, epsilon
+from .maml import MAMLConfig, TaskNoise
+from .membership import GAMES
+from .models import ATTACK_NET, NetConfig, Params, init_params
+from .seeds import Stream, derive_seed
+
+DATASETS = ("mnist", "fashion-mnist")
+# The Gaussian mechanism's accounting (LearningCell): meta-batch 4 of a population of
+# DP_POPULATION task-learners (Poisson sampling rate META_BATCH / DP_POPULATION), at DP_DELTA.
+META_BATCH, DP_POPULATION, DP_DELTA = 4, 1000, 1e-5
+# data size (images in the attacked set) -> (ways, shots) used for Tables III-IV
+RUNTIME_SHAPES = {3: (3, 1), 5: (5, 1), 10: (5, 2), 15: (5, 3), 20: (5, 4)}
+
+
+def runs_dir() -> Path:
+    """Where cells cache meta-training runs: ``$MAMLPRIV_RUNS`` or ``~/.cache/mamlpriv/runs``
+    (a cache only: a cell's result does not depend on it)."""
+    return Path(os.environ.get("MAMLPRIV_RUNS") or Path.home() / ".cache" / "mamlpriv" / "runs")
+
+
+def _check_keys(kind: str, config: dict, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+    if not isinstance(config, dict):
+        raise TypeError(f"a {kind} config must be a dict, got {type(config).__name__}")
+    missing = [k for k in required if k not in config]
+    unknown = sorted(set(config) - set(required) - set(optional))
+    if missing or unknown:
+        raise ValueError(f"{kind} config: missing keys {missing}, unknown keys {unknown}")
+
+
+def _train(dataset: str, ways: int, shots: int, net: NetConfig, maml: MAMLConfig, seed: int, iterations: int,
+           eval_tasks: int, noise: TaskNoise | None = None, meta_batch: int = META_BATCH):
+    """Meta-train (cached in :func:`runs_dir`) and return the run's ``TrainResult``."""
+    from .training import TrainConfig, meta_train, run_folder
+
+    tc = TrainConfig(dataset=dataset, ways=ways, shots=shots, net=net, maml=maml, seed=seed, iterations=iterations,
+                     meta_batch=meta_batch, epoch_iterations=100, eval_tasks=eval_tasks,
+                     **({"noise": noise} if noise is not None else {}))
+    return meta_train(tc, out_dir=run_folder(runs_dir(), tc), progress=False)
+
+
+@dataclass(frozen=True)
+class MembershipCell:
+    """One membership cell: ``trials`` test trials (half members) and ``validation``
+    separate trials of the game against the ``target`` set of ``ways``-way ``shots``-shot
+    tasks from ``dataset``'s test split, in each of ``games``.
+
+    The attacked model is ``net`` at each of ``stages`` (meta-iterations; ``(0,)`` alone =
+    the untrained network) of meta-training with the task-learners' inner loop ``maml``
+    for ``train_iterations``; the stage with the best validation AUC in the first game is
+    used for the others too. ``attacks``, when given, are candidate settings chosen on the
+    validation trials (else ``attack``); ``learning`` meta-trains even for stage 0 to
+    report each stage's learning accuracy; ``noise`` perturbs the real task gradients (a
+    defence; the attacked model is trained without it)."""
+
+    dataset: str
+    target: str
+    ways: int
+    shots: int
+    trials: int
+    validation: int
+    seed: int
+    maml: MAMLConfig
+    train_iterations: int
+    stages: tuple[int, ...]
+    attack: AttackConfig
+    attacks: tuple[AttackConfig, ...] = ()
+    learning: bool = False
+    games: tuple[str, ...] = GAMES
+    noise: Defence | None = None
+    net: NetConfig = ATTACK_NET
+
+    kind: ClassVar[str] = "membership"
+    _REQUIRED: ClassVar[tuple[str, ...]] = ("dataset", "target", "ways", "shots", "trials", "validation", "seed",
+                                            "inner_lr", "train_iterations", "stages", "attack")
+    _OPTIONAL: ClassVar[tuple[str, ...]] = ("attacks", "learning", "first_order", "inner_steps", "games", "noise",
+                                            "net")
+
+    def __post_init__(self) -> None:
+        checks.choice("dataset", self.dataset, DATASETS)
+        checks.choice("target", self.target, TARGETS)
+        checks.integer("ways", self.ways, 2)
+        checks.integer("shots", self.shots, 1)
+        if checks.integer("trials", self.trials, 2) % 2 or checks.integer("validation", self.validation, 2) % 2:
+            raise ValueError(f"trials and validation must be even, got {self.trials} and {self.validation}")
+        checks.integer("seed", self.seed, 0)
+        checks.integer("train_iterations", self.train_iterations, 1)
+        if not self.stages:
+            raise ValueError("stages must hold at least one meta-iteration")
+        for st in self.stages:
+            checks.integer("stages", st, 0, self.train_iterations)
+        if not self.games or len(set(self.games)) != len(self.games):
+            raise ValueError(f"games must be distinct names from {GAMES}, got {self.games!r}")
+        for g in self.games:
+            checks.choice("games", g, GAMES)
+        checks.flag("learning", self.learning)
+        object.__setattr__(self, "stages", tuple(int(s) for s in self.stages))
+        object.__setattr__(self, "attacks", tuple(self.attacks))
+        object.__setattr__(self, "games", tuple(self.games))
+
+    @property
+    def shape(self) -> tuple[str, str, int, int]:
+        """``(dataset, target, ways, shots)``: a point of Tables I-II and Figures 5-6, and
+        what pairs a first-order cell with its second-order twin."""
+        return (self.dataset, self.target, self.ways, self.shots)
+
+    def to_config(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"dataset": self.dataset, "target": self.target, "ways": self.ways, "shots": self.shots,
+                             "trials": self.trials, "validation": self.validation, "seed": self.seed,
+                             "inner_lr": self.maml.inner_lr, "train_iterations": self.train_iterations,
+                             "stages": list(self.stages), "attack": asdict(self.attack)}
+        if self.attacks:
+            d["attacks"] = [asdict(a) for a in self.attacks]
+        if self.learning:
+            d["learning"] = True
+        if self.maml.first_order:
+            d["first_order"] = True
+        if self.maml.inner_steps != 1:
+            d["inner_steps"] = self.maml.inner_steps
+        if self.games != GAMES:
+            d["games"] = list(self.games)
+        if self.noise is not None:
+            d["noise"] = self.noise.to_json()
+        if self.net != ATTACK_NET:
+            d["net"] = asdict(self.net)
+        return d
+
+    @classmethod
+    def from_config(cls, c: dict) -> MembershipCell:
+        _check_keys("membership cell", c, cls._REQUIRED, cls._OPTIONAL)
+        return cls(dataset=c["dataset"], target=c["target"], ways=c["ways"], shots=c["shots"], trials=c["trials"],
+                   validation=c["validation"], seed=c["seed"],
+                   maml=MAMLConfig(c["inner_lr"], c.get("inner_steps", 1), c.get("first_order", False)),
+                   train_iterations=c["train_iterations"], stages=tuple(c["stages"]), attack=AttackConfig(**c["attack"]),
+                   attacks=tuple(AttackConfig(**a) for a in c.get("attacks", ())), learning=c.get("learning", False),
+                   games=tuple(c.get("games", GAMES)), noise=defence_from_json(c.get("noise")),
+                   net=NetConfig(**c["net"]) if "net" in c else ATTACK_NET)
+
+    def snapshots(self) -> tuple[dict[int, Params], list[dict]]:
+        """The attacked models ``({stage: params}, training history)``: stage 0 alone
+        (without ``learning``) is the untrained network, no training; otherwise the net
+        meta-trained for ``train_iterations`` (cached), at each of ``stages``."""
+        if max(self.stages) == 0 and not self.learning:
+            return {0: init_params(self.net.build(self.ways), seed=self.seed)}, []
+        res = _train(self.dataset, self.ways, self.shots, self.net, self.maml, self.seed, self.train_iterations,
+                     eval_tasks=100)
+        return {st: res.snapshots[st] for st in self.stages}, res.history
+
+    def compute(self) -> dict:
+        """Each game's result (:func:`~mamlpriv.membership.evaluate_selected`, or
+        :func:`~mamlpriv.membership.evaluate_stages` with one attack) and ``"learning"``:
+        the training history at the attacked stages."""
+        from .data import load_dataset
+        from .membership import GameConfig, evaluate_selected, evaluate_stages
+        from .models import forward
+
+        data = load_dataset(self.dataset, "test")  # never the images the meta-learner trained on
+        f = forward(self.net.build(self.ways))
+        noise = self.noise.task_noise() if self.noise is not None else None
+        snapshots, history = self.snapshots()
+        out: dict[str, Any] = {}
+        stage = None
+        for game in self.games:
+            g = GameConfig(self.target, game, self.ways, self.shots, self.trials, self.seed)
+            snaps = snapshots if stage is None else {stage: snapshots[stage]}
+            if self.attacks:
+                r = evaluate_selected(f, snaps, data, g, self.maml, list(self.attacks), self.validation, noise)
+            else:
+                r = evaluate_stages(f, snaps, data, g, self.maml, self.attack, self.validation, noise)
+            stage = r["stage"]
+            out[game] = r
+        out["learning"] = [h for h in history if h.get("iteration") in snapshots] if history else []
+        return out
+
+    def gradient_norms(self, tasks: int = 100) -> dict[int, list[float]]:
+        """Norms of the noise-free task gradients (all parameters together) of ``tasks``
+        test tasks of this cell's shape at each attacked stage: the scale that
+        per-coordinate gradient noise must be compared with. ``{stage: [norm, ...]}``."""
+        from .data import TaskSampler, load_dataset, stack_tasks
+        from .maml import task_gradients
+        from .metrics import flat_rows
+        from .models import forward
+
+        snapshots, _ = self.snapshots()
+        sampler = TaskSampler(load_dataset(self.dataset, "test"), self.ways, self.shots)
+        batch = stack_tasks([sampler.sample(derive_seed(self.seed, Stream.PROBE, t)) for t in range(tasks)])
+        f = forward(self.net.build(self.ways))
+        out = {}
+        for st, params in snapshots.items():
+            g = task_gradients(f, {k: v.detach() for k, v in params.items()}, batch, self.maml)[0]
+            out[st] = flat_rows(g).norm(dim=1).tolist()
+        return out
+
+
+@dataclass(frozen=True)
+class LearningCell:
+    """Meta-test accuracy (200 held-out tasks) of ``net`` meta-trained with meta-batch
+    :data:`META_BATCH` for ``train_iterations`` under a defence (``noise``; None: the
+    noise-free baseline). For the Gaussian mechanism the privacy budget of the whole
+    training is added (:data:`DP_POPULATION`, :data:`DP_DELTA`)."""
+
+    dataset: str
+    ways: int
+    shots: int
+    seed: int
+    maml: MAMLConfig
+    train_iterations: int
+    noise: Defence | None = None
+    net: NetConfig = ATTACK_NET
+
+    kind: ClassVar[str] = "learning"
+
+    def __post_init__(self) -> None:
+        checks.choice("dataset", self.dataset, DATASETS)
+        checks.integer("ways", self.ways, 2)
+        checks.integer("shots", self.shots, 1)
+        checks.integer("seed", self.seed, 0)
+        checks.integer("train_iterations", self.train_iterations, 1)
+
+    def to_config(self) -> dict[str, Any]:
+        d = {"dataset": self.dataset, "ways": self.ways, "shots": self.shots, "seed": self.seed,
+             "inner_lr": self.maml.inner_lr, "train_iterations": self.train_iterations,
+             "noise": self.noise.to_json() if self.noise is not None else None}
+        if self.maml != MAMLConfig(self.maml.inner_lr):
+            d.update(inner_steps=self.maml.inner_steps, first_order=self.maml.first_order)
+        if self.net != ATTACK_NET:
+            d["net"] = asdict(self.net)
+        return d
+
+    @classmethod
+    def from_config(cls, c: dict) -> LearningCell:
+        _check_keys("learning cell", c, ("dataset", "ways", "shots", "seed", "inner_lr", "train_iterations", "noise"),
+                    ("inner_steps", "first_order", "net"))
+        return cls(dataset=c["dataset"], ways=c["ways"], shots=c["shots"], seed=c["seed"],
+                   maml=MAMLConfig(c["inner_lr"], c.get("inner_steps", 1), c.get("first_order", False)),
+                   train_iterations=c["train_iterations"], noise=defence_from_json(c["noise"]),
+                   net=NetConfig(**c["net"]) if "net" in c else ATTACK_NET)
+
+    def compute(self) -> dict:
+        res = _train(self.dataset, self.ways, self.shots, self.net, self.maml, self.seed, self.train_iterations,
+                     eval_tasks=200, noise=self.noise.task_noise() if self.noise is not None else None)
+        out: dict[str, Any] = {"test_acc": res.history[-1]["test_acc"], "test_ci95": res.history[-1]["test_ci95"],
+                               "history": res.history}
+        spec = self.noise.to_json() if self.noise is not None else {}
+        if "noise_multiplier" in spec:
+            q = META_BATCH / DP_POPULATION
+            out["epsilon"] = epsilon(spec["noise_multiplier"], q, self.train_iterations, DP_DELTA)
+            out["accounting"] = {"sample_rate": q, "steps": self.train_iterations, "delta": DP_DELTA,
+                                 "population": DP_POPULATION, "accountant": "opacus RDP"}
+        return out
+
+
+@dataclass(frozen=True)
+class RuntimeCell:
+    """Seconds per trial of one attack (Tables III-IV): ``trials`` trials batched against
+    an untrained :data:`~mamlpriv.models.ATTACK_NET`, attacked sets of ``size`` images
+    (:data:`RUNTIME_SHAPES`), default settings but ``iterations``. Only the attack's
+    optimisation is timed; run it alone on the machine."""
+
+    target: str
+    iterations: int
+    size: int
+    trials: int
+    inner_lr: float
+
+    kind: ClassVar[str] = "runtime"
+
+    def __post_init__(self) -> None:
+        checks.choice("target", self.target, TARGETS)
+        checks.integer("iterations", self.iterations, 1)
+        checks.choice("size", self.size, tuple(RUNTIME_SHAPES))
+        checks.integer("trials", self.trials, 1)
+        checks.real("inner_lr", self.inner_lr, 0.0, lo_open=True)
+
+    def to_config(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_config(cls, c: dict) -> RuntimeCell:
+        _check_keys("runtime cell", c, ("target", "iterations", "size", "trials", "inner_lr"))
+        return cls(**c)
+
+    def compute(self) -> dict:
+        import torch
+
+        from .data import TaskSampler, load_dataset, stack_tasks
+        from .maml import task_gradients
+        from .models import forward
+
+        ways, shots = RUNTIME_SHAPES[self.size]
+        model = ATTACK_NET.build(ways)
+        f, p = forward(model), init_params(model, seed=0)
+        sampler = TaskSampler(load_dataset("mnist", "test"), ways, shots)
+        # tasks seeded (size, trial): the stored runtime cells were drawn so
+        batch = stack_tasks([sampler.sample(derive_seed(self.size, t)) for t in range(self.trials)])
+        maml = MAMLConfig(self.inner_lr, 1, False)
+        g, _, _ = task_gradients(f, p, batch, maml)
+        slot = torch.zeros(self.trials, dtype=torch.long)
+        spec = attack_for(self.target)
+        cfg = AttackConfig(**dict(asdict(spec.defaults), iterations=self.iterations))
+        x0 = getattr(batch, f"{self.target}_x")[:, 0]
+        t0 = time.perf_counter()
+        spec.run(f, p, g, batch, x0, slot, maml, cfg, None)
+        return {"seconds_per_trial": (time.perf_counter() - t0) / self.trials, "threads": torch.get_num_threads()}
+
+
+Cell = MembershipCell | LearningCell | RuntimeCell
+KINDS: dict[str, type] = {c.kind: c for c in (MembershipCell, LearningCell, RuntimeCell)}
+
+
+def from_config(config: dict) -> Cell:
+    """The typed cell of a stored configuration (its kind read off its keys)."""
+    if not isinstance(config, dict):
+        raise TypeError(f"a cell config must be a dict, got {type(config).__name__}")
+    if "size" in config:
+        return RuntimeCell.from_config(config)
+    if "target" in config:
+        return MembershipCell.from_config(config)
+    return LearningCell.from_config(config)
+
+
+def shape_key(config: dict) -> tuple[str, str, int, int]:
+    """``(dataset, target, ways, shots)`` of a stored membership config (:attr:`MembershipCell.shape`)."""
+    return MembershipCell.from_config(config).shape
+
+
+__all__ = ["Cell", "LearningCell", "MembershipCell", "RuntimeCell", "from_config", "shape_key", "runs_dir",
+           "DATASETS", "GAMES", "KINDS", "RUNTIME_SHAPES"]

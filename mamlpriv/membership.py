@@ -1,0 +1,265 @@
+"""The membership game of paper section IV-A, played with the attacks of :mod:`.attacks`.
+
+One trial: draw a task (seeded), a slot ``j`` of the attacked set (query or support) and
+a bit ``b``. If ``b = 1`` the target ``x0`` is the task's own image in slot ``j``; if
+``b = 0`` it is a non-member, tested in the same slot:
+
+- ``game="paper"``: drawn from the whole data distribution (any class), as in the
+  paper's game and experiments;
+- ``game="strict"``: an image of the same class as the member it replaces, which
+  removes the easy cue of a wrong class.
+
+:func:`draw_trials` draws the trials, :func:`score_trials` lets the task-learners
+compute their real shared gradients (with any defence's noise) and the attack score
+each target; :func:`play` does both. :func:`evaluate_selected` is one membership cell:
+the training stage and the attack's settings chosen on separate validation trials, the
+threshold calibrated there, then the test trials played once. Exactly half of the
+trials are members (``trials`` must be even).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from . import checks
+from .attacks import TARGETS, AttackConfig, attack_for
+from .data import ImageDataset, Task, TaskBatch, TaskSampler, stack_tasks
+from .maml import MAMLConfig, TaskNoise, draw_noise, task_gradients
+from .models import Forward, Params
+from .provenance import write_atomic
+from .seeds import VALIDATION_OFFSET, Stream, derive_seed
+
+GAMES = ("paper", "strict")
+
+
+@dataclass(frozen=True)
+class GameConfig:
+    """One membership game: ``trials`` trials (even) against the ``target`` set of
+    ``ways``-way ``shots``-shot tasks, seeded by ``seed``."""
+
+    target: str = "query"  # which set is attacked
+    game: str = "paper"
+    ways: int = 3
+    shots: int = 1
+    trials: int = 40
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks.choice("target", self.target, TARGETS)
+        checks.choice("game", self.game, GAMES)
+        checks.integer("ways", self.ways, 2)
+        checks.integer("shots", self.shots, 1)
+        checks.integer("seed", self.seed, 0)
+        if checks.integer("trials", self.trials, 2) % 2:
+            raise ValueError(f"trials must be an even integer >= 2, got {self.trials!r}")
+        for name in ("ways", "shots", "trials", "seed"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+
+    def validation(self, trials: int) -> GameConfig:
+        """The same game on ``trials`` validation trials: other seeds, never the test tasks."""
+        return GameConfig(self.target, self.game, self.ways, self.shots, trials, self.seed + VALIDATION_OFFSET)
+
+
+@dataclass(frozen=True)
+class Trials:
+    """The drawn trials of one game: ``tasks`` (their ``batch``), ``task_seeds``, which are
+    ``members`` ``(T,)``, the tested ``slots`` ``(T,)``, the targets ``x0`` ``(T, C, H, W)``
+    and their dataset indices ``target_idx``."""
+
+    tasks: list[Task]
+    batch: TaskBatch
+    task_seeds: list[int]
+    members: torch.Tensor
+    slots: torch.Tensor
+    x0: torch.Tensor
+    target_idx: list[int]
+
+
+@dataclass
+class GameResult:
+    """Per-trial records and the tensors behind them."""
+
+    config: GameConfig
+    records: list[dict]
+    scores: torch.Tensor
+    members: torch.Tensor
+    targets: torch.Tensor = field(repr=False)
+    reconstructions: torch.Tensor = field(repr=False)
+    slots: torch.Tensor = field(repr=False)
+    loss: torch.Tensor = field(repr=False)  # matching objective per trial and iteration
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the records as CSV (``.csv``) or JSON (anything else), atomically."""
+        if str(path).endswith(".csv"):
+            buf = io.StringIO(newline="")
+            w = csv.DictWriter(buf, fieldnames=list(self.records[0]))
+            w.writeheader()
+            w.writerows(self.records)
+            write_atomic(path, buf.getvalue())
+        else:
+            write_atomic(path, json.dumps({"config": asdict(self.config), "records": self.records}, indent=1))
+
+
+def _non_member(dataset: ImageDataset, task: Task, cls: int | None, gen: torch.Generator) -> int:
+    """Index of an image outside the task: of class ``cls``, or of any class if None."""
+    used = set(task.support_idx.tolist()) | set(task.query_idx.tolist())
+    pool = dataset.class_indices()[cls] if cls is not None else None
+    while True:
+        if pool is not None:
+            i = int(pool[torch.randint(pool.numel(), (), generator=gen)])
+        else:
+            i = int(torch.randint(len(dataset), (), generator=gen))
+        if i not in used:
+            return i
+
+
+def draw_trials(dataset: ImageDataset, game: GameConfig) -> Trials:
+    """Draw the tasks, members, slots and targets of ``game`` (seed streams
+    :attr:`~mamlpriv.seeds.Stream.GAME_TASK` and ``GAME_TRIAL``)."""
+    sampler = TaskSampler(dataset, game.ways, game.shots)
+    gen = torch.Generator().manual_seed(derive_seed(game.seed, Stream.GAME_TRIAL))
+    members = torch.zeros(game.trials, dtype=torch.bool)
+    members[torch.randperm(game.trials, generator=gen)[: game.trials // 2]] = True
+    task_seeds = [derive_seed(game.seed, Stream.GAME_TASK, t) for t in range(game.trials)]
+    tasks = [sampler.sample(s) for s in task_seeds]
+    slots = torch.randint(game.ways * game.shots, (game.trials,), generator=gen)
+    targets, target_idx = [], []
+    for t, task in enumerate(tasks):
+        j = int(slots[t])
+        own_idx, own_x, own_y = (getattr(task, f"{game.target}_{k}") for k in ("idx", "x", "y"))
+        if members[t]:
+            idx, x0 = int(own_idx[j]), own_x[j]
+        else:
+            cls = task.classes[int(own_y[j])]
+            idx = _non_member(dataset, task, cls if game.game == "strict" else None, gen)
+            x0 = dataset.images[idx]
+        targets.append(x0)
+        target_idx.append(idx)
+    return Trials(tasks, stack_tasks(tasks), task_seeds, members, slots, torch.stack(targets), target_idx)
+
+
+def score_trials(
+    f: Forward,
+    params: Params,
+    trials: Trials,
+    game: GameConfig,
+    maml: MAMLConfig,
+    attack: AttackConfig | None = None,
+    noise: TaskNoise | None = None,
+) -> GameResult:
+    """The task-learners compute their real shared gradients (``noise``: a defence, drawn
+    from stream ``GAME_NOISE``), then the attack of ``game.target`` scores every target
+    (its initial batches from stream ``GAME_ATTACK``)."""
+    spec = attack_for(game.target)
+    attack = attack if attack is not None else spec.defaults
+    batch = trials.batch
+    p = {k: v.detach() for k, v in params.items()}
+    draw = None
+    if noise is not None and noise.active:
+        ngen = torch.Generator().manual_seed(derive_seed(game.seed, Stream.GAME_NOISE))
+        draw = draw_noise(noise, p, batch.support_x.shape[1:], batch.query_x.shape[1:], maml.inner_steps, ngen,
+                          tasks=game.trials)
+    g, _, _ = task_gradients(f, p, batch, maml, draw)
+    agen = torch.Generator().manual_seed(derive_seed(game.seed, Stream.GAME_ATTACK))
+    res = spec.run(f, p, g, batch, trials.x0, trials.slots, maml, attack, agen)
+    records = [
+        {
+            "trial": t,
+            "task_seed": trials.task_seeds[t],
+            "classes": "-".join(map(str, trials.tasks[t].classes)),
+            "slot": int(trials.slots[t]),
+            "target_index": trials.target_idx[t],
+            "member": bool(trials.members[t]),
+            "score": float(res.scores[t]),
+            "final_loss": float(res.loss[t, -1]),
+        }
+        for t in range(game.trials)
+    ]
+    return GameResult(game, records, res.scores, trials.members, trials.x0, res.reconstruction, trials.slots,
+                      res.loss)
+
+
+def play(
+    f: Forward,
+    params: Params,
+    dataset: ImageDataset,
+    game: GameConfig,
+    maml: MAMLConfig,
+    attack: AttackConfig | None = None,
+    noise: TaskNoise | None = None,
+) -> GameResult:
+    """Play ``game.trials`` trials of the membership game against the model ``params``:
+    :func:`draw_trials` from ``dataset`` (a split the model was not meta-trained on),
+    then :func:`score_trials`. ``maml`` is the task-learner's inner loop (and the
+    adversary's simulation of it); ``noise`` perturbs the real task gradients."""
+    return score_trials(f, params, draw_trials(dataset, game), game, maml, attack, noise)
+
+
+def evaluate_selected(
+    f: Forward,
+    snapshots: dict[int, Params],
+    dataset: ImageDataset,
+    game: GameConfig,
+    maml: MAMLConfig,
+    attacks: Sequence[AttackConfig],
+    validation_trials: int = 100,
+    noise: TaskNoise | None = None,
+) -> dict:
+    """One membership cell, with the training stage and the attack's settings chosen on
+    ``validation_trials`` separate trials: play the validation game for every snapshot
+    (``{meta-iteration: params}``) and every attack config, keep the pair with the
+    highest validation AUC (earliest stage, then first attack, on ties), calibrate the
+    SSIM threshold there and play ``game`` with it.
+
+    Returns ``"stage"``, ``"attack"`` (the chosen config's fields), ``"validation_auc"``
+    (``"stage/attack index" -> AUC``), ``"metrics"`` (test accuracy, recall, precision,
+    AUC, TPR at 1% and 10% FPR at that threshold), ``"validation"`` (the same on the
+    validation trials) and ``"records"`` (one per test trial, with its prediction)."""
+    from .metrics import best_threshold, membership_metrics, roc_auc
+
+    if not snapshots or not attacks:
+        raise ValueError("snapshots and attacks must each hold at least one candidate")
+    val_game = game.validation(validation_trials)
+    val_trials = draw_trials(dataset, val_game)  # drawn once: the same trials for every candidate
+    vals = {(st, a): score_trials(f, snapshots[st], val_trials, val_game, maml, attack, noise)
+            for st in sorted(snapshots) for a, attack in enumerate(attacks)}
+    aucs = {k: roc_auc(v.scores, v.members) for k, v in vals.items()}
+    stage, a = max(aucs, key=lambda k: (aucs[k], -k[0], -k[1]))
+    chosen = vals[stage, a]
+    threshold = best_threshold(chosen.scores, chosen.members)
+    test = play(f, snapshots[stage], dataset, game, maml, attacks[a], noise)
+    return {
+        "stage": stage,
+        "attack": asdict(attacks[a]),
+        "validation_auc": {f"{st}/{i}": v for (st, i), v in aucs.items()},
+        "metrics": membership_metrics(test.scores, test.members, threshold),
+        "validation": membership_metrics(chosen.scores, chosen.members, threshold),
+        "records": [dict(r, prediction=bool(r["score"] > threshold)) for r in test.records],
+    }
+
+
+def evaluate_stages(
+    f: Forward,
+    snapshots: dict[int, Params],
+    dataset: ImageDataset,
+    game: GameConfig,
+    maml: MAMLConfig,
+    attack: AttackConfig | None = None,
+    validation_trials: int = 100,
+    noise: TaskNoise | None = None,
+) -> dict:
+    """:func:`evaluate_selected` with one attack config: only the training stage is
+    chosen on the validation trials. Reports ``"stage"`` and
+    ``"validation_auc_by_stage"`` (``"stage" -> AUC``) beside the metrics and records."""
+    attack = attack if attack is not None else attack_for(game.target).defaults
+    r = evaluate_selected(f, snapshots, dataset, game, maml, [attack], validation_trials, noise)
+    by_stage = {k.split("/")[0]: v for k, v in r["validation_auc"].items()}
+    return {"stage": r["stage"], "validation_auc_by_stage": by_stage,
+            **{k: r[k] for k in ("metrics", "validation", "records")}}

@@ -1,0 +1,138 @@
+"""What a book page shows, and the checks every chapter runs first.
+
+A chapter shows the points of its experiments. For each point the paper profile's stored
+cell is shown when it exists; otherwise the chapter's own profile computes the cell
+(through the runner: cached, resumable). :data:`POINT_KEYS` says what makes two cells
+the same point whatever the profile's scale (trials, training length, candidate
+stages). Each shown record gets ``"shown"``: the profile it comes from.
+
+:func:`parameters` is the first call of every chapter: it refuses parameters the chapter
+does not know (papermill only warns about them) and checks the profile.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+from . import catalog
+from .cells import Cell, LearningCell, MembershipCell, RuntimeCell
+from .runner import PROFILES, Experiment, load, run
+
+
+def _membership(c: Cell) -> MembershipCell:
+    assert isinstance(c, MembershipCell)
+    return c
+
+
+def _learning(c: Cell) -> LearningCell:
+    assert isinstance(c, LearningCell)
+    return c
+
+
+def _runtime(c: Cell) -> RuntimeCell:
+    assert isinstance(c, RuntimeCell)
+    return c
+
+
+def _defence(c: MembershipCell | LearningCell) -> tuple:
+    return (c.noise.label, c.noise.level) if c.noise is not None else ("none", 0.0)
+
+
+# experiment -> the point of a typed cell
+POINT_KEYS: dict[str, Callable[[Cell], tuple]] = {
+    "tables-1-2": lambda c: _membership(c).shape,
+    "tables-3-4": lambda c: (_runtime(c).target, _runtime(c).iterations, _runtime(c).size),
+    "ways-shots": lambda c: _membership(c).shape,
+    "training-stages": lambda c: (*_membership(c).shape, _membership(c).stages),
+    "first-order": lambda c: _membership(c).shape,
+    "inner-loop": lambda c: (*_membership(c).shape, _membership(c).maml.inner_lr, _membership(c).maml.inner_steps),
+    "defence-attacks": lambda c: (*_membership(c).shape, _defence(_membership(c))),
+    "defence-learning": lambda c: (_learning(c).dataset, _learning(c).seed, _defence(_learning(c))),
+    "game-control": lambda c: _membership(c).shape,
+}
+
+
+def point(experiment_name: str, config: Mapping) -> tuple:
+    """The point of a stored cell's configuration in ``experiment_name``."""
+    from .cells import from_config
+
+    return POINT_KEYS[experiment_name](from_config(dict(config)))
+
+
+def shown(
+    experiment_name: str,
+    profile: str,
+    root: str | os.PathLike = "results",
+    compute: bool = True,
+    **knobs: Any,
+) -> list[dict]:
+    """The records a page of ``profile`` shows for one experiment of :mod:`.catalog`.
+
+    Without ``knobs``: every stored cell of the paper profile, completed by the cells of
+    ``profile`` whose points the paper profile has not stored (run or resumed here).
+    With ``knobs`` (a chapter rerun with other parameters): exactly the points of
+    ``catalog.experiment(experiment_name, profile, **knobs)``, each from the paper
+    profile when stored there, else computed in ``profile``. ``compute=False`` runs
+    nothing: cells not stored are left out."""
+    key = POINT_KEYS[experiment_name]
+    paper = catalog.experiment(experiment_name, "paper")
+    own = catalog.experiment(experiment_name, profile, **knobs)
+    if profile == "paper" and not knobs:
+        records = run(paper, "paper", root, progress=False) if compute else load(paper, "paper", root, missing_ok=True)
+        return [dict(r, shown="paper") for r in records]
+    stored = {point(experiment_name, r["config"]): dict(r, shown="paper")
+              for r in load(paper, "paper", root, missing_ok=True)}
+    need = Experiment(own.name, tuple(c for c in own.cells if key(c) not in stored), own.parallel)
+    if not need.cells:
+        computed: list[dict] = []
+    elif compute:
+        computed = run(need, profile, root, progress=False)
+    else:
+        computed = load(need, profile, root, missing_ok=True)
+    computed = [dict(r, shown=profile) for r in computed]
+    if knobs:
+        wanted = {key(c) for c in own.cells}
+        return [r for pt, r in stored.items() if pt in wanted] + computed
+    return list(stored.values()) + computed
+
+
+# names a notebook namespace holds before its parameters: IPython's own
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+def parameters(namespace: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """Check a chapter's parameters: ``namespace`` is the notebook's ``globals()`` right
+    after the parameters cell (and papermill's injected cell); ``names`` the chapter's
+    parameters. A name the chapter does not know (a misspelt ``-p`` option) raises
+    ``NameError`` listing the known ones; ``profile`` must be one of
+    :data:`~mamlpriv.runner.PROFILES`. Returns ``{name: value}``."""
+    unknown = sorted(k for k, v in namespace.items()
+                     if not k.startswith("_") and k not in names and k not in _IPYTHON_NAMES
+                     and not isinstance(v, ModuleType) and not callable(v))
+    if unknown:
+        raise NameError(f"unknown parameter(s) {unknown}; this chapter takes {sorted(names)}")
+    missing = [k for k in names if k not in namespace]
+    if missing:
+        raise NameError(f"parameter(s) {missing} are not defined in the parameters cell")
+    values = {k: namespace[k] for k in names}
+    if "profile" in values and values["profile"] not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {values['profile']!r}")
+    return values
+
+
+def as_tuple(name: str, value: Any, kind: type = int) -> tuple | None:
+    """A grid knob given on papermill's command line: None (the profile's value), a list,
+    or a string such as ``"0, 300"`` or ``"[0, 300]"``; each item converted to ``kind``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v for v in value.strip("[]() ").replace(",", " ").split()]
+    if not isinstance(value, (list, tuple)):
+        value = [value]
+    try:
+        return tuple(kind(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a list of {kind.__name__} values, got {value!r}") from None
