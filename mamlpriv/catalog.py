@@ -167,9 +167,10 @@ def training_stages(name: str, datasets: Sequence[str] | None = None, ways: int 
     ``ways``-way ``shots``-shot meta-training, the attack's learning rate chosen among
     ``lrs`` per stage on validation trials."""
     p = _sized(profile(name), trials, validation, train_iterations)
-    stages = tuple(stages) if stages is not None else p.curve_stages
-    if train_iterations is None and stages:
-        p = replace(p, train_iterations=max(p.train_iterations, max(stages)))
+    if stages is None:
+        stages = p.curve_stages  # the profile's training length reaches its last stage
+    elif train_iterations is None:
+        p = replace(p, train_iterations=max(1, *stages))  # one run, as long as the last stage
     cells = [membership(p, d, t, ways, shots, stages=(st,), learning=True,
                         attacks=tuple(replace(attack_for(t).defaults, lr=lr) for lr in lrs))
              for d in (datasets or p.sensitivity_datasets) for t in TARGETS for st in stages]

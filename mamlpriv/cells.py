@@ -38,6 +38,9 @@ META_BATCH, DP_POPULATION, DP_DELTA = 4, 1000, 1e-5
 RUNTIME_SHAPES = {3: (3, 1), 5: (5, 1), 10: (5, 2), 15: (5, 3), 20: (5, 4)}
 
 
+EPOCH_ITERATIONS = 100  # meta-training keeps a snapshot every this many iterations (and at the end)
+
+
 def runs_dir() -> Path:
     """Where cells cache meta-training runs: ``$MAMLPRIV_RUNS`` or ``~/.cache/mamlpriv/runs``
     (a cache only: a cell's result does not depend on it)."""
@@ -59,7 +62,7 @@ def _train(dataset: str, ways: int, shots: int, net: NetConfig, maml: MAMLConfig
     from .training import TrainConfig, meta_train, run_folder
 
     tc = TrainConfig(dataset=dataset, ways=ways, shots=shots, net=net, maml=maml, seed=seed, iterations=iterations,
-                     meta_batch=meta_batch, epoch_iterations=100, eval_tasks=eval_tasks,
+                     meta_batch=meta_batch, epoch_iterations=EPOCH_ITERATIONS, eval_tasks=eval_tasks,
                      **({"noise": noise} if noise is not None else {}))
     return meta_train(tc, out_dir=run_folder(runs_dir(), tc), progress=False)
 
@@ -114,6 +117,9 @@ class MembershipCell:
             raise ValueError("stages must hold at least one meta-iteration")
         for st in self.stages:
             checks.integer("stages", st, 0, self.train_iterations)
+            if st % EPOCH_ITERATIONS and st != self.train_iterations:
+                raise ValueError(f"stages must be multiples of {EPOCH_ITERATIONS} or train_iterations="
+                                 f"{self.train_iterations} (the snapshots meta-training keeps), got {st}")
         if not self.games or len(set(self.games)) != len(self.games):
             raise ValueError(f"games must be distinct names from {GAMES}, got {self.games!r}")
         for g in self.games:

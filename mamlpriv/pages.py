@@ -101,6 +101,7 @@ def shown(
 
 # names a notebook namespace holds before its parameters: IPython's own
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+_CHECKED = "_mamlpriv_parameters_checked"
 
 
 def parameters(namespace: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
@@ -109,6 +110,8 @@ def parameters(namespace: Mapping[str, Any], names: Sequence[str]) -> dict[str, 
     parameters. A name the chapter does not know (a misspelt ``-p`` option) raises
     ``NameError`` listing the known ones; ``profile`` must be one of
     :data:`~mamlpriv.runner.PROFILES`. Returns ``{name: value}``."""
+    if isinstance(namespace, dict) and namespace.get(_CHECKED):
+        return {k: namespace[k] for k in names}  # the cell runs again in an open notebook
     unknown = sorted(k for k, v in namespace.items()
                      if not k.startswith("_") and k not in names and k not in _IPYTHON_NAMES
                      and not isinstance(v, ModuleType) and not callable(v))
@@ -120,6 +123,8 @@ def parameters(namespace: Mapping[str, Any], names: Sequence[str]) -> dict[str, 
     values = {k: namespace[k] for k in names}
     if "profile" in values and values["profile"] not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {values['profile']!r}")
+    if isinstance(namespace, dict):
+        namespace[_CHECKED] = True
     return values
 
 
@@ -136,3 +141,29 @@ def as_tuple(name: str, value: Any, kind: type = int) -> tuple | None:
         return tuple(kind(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a list of {kind.__name__} values, got {value!r}") from None
+
+
+def grid_knobs(**values: Any) -> dict[str, Any]:
+    """The knobs a chapter was run with: the given ``values`` that are not None (None
+    takes the profile's value, so no knob at all is the chapter's default grid)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def shape_records(profile: str, root: str | os.PathLike = "results", compute: bool = True,
+                  datasets: Sequence[str] | None = None, fig5_ways: Sequence[int] | None = None,
+                  fig6_shots: Sequence[int] | None = None, trials: int | None = None,
+                  validation: int | None = None) -> list[dict]:
+    """The records of Figures 5-6: one shot at each of ``fig5_ways`` and three ways at
+    each of ``fig6_shots`` (None: the paper's). Shapes of Tables I-II's grid come from
+    ``tables-1-2``, the others from ``ways-shots``; without knobs, every stored point."""
+    knobs = grid_knobs(datasets=datasets, trials=trials, validation=validation)
+    if not knobs and fig5_ways is None and fig6_shots is None:
+        return shown("tables-1-2", profile, root, compute) + shown("ways-shots", profile, root, compute)
+    shapes = {(w, 1) for w in (fig5_ways or catalog.FIG5_WAYS)} | {(3, s) for s in (fig6_shots or catalog.FIG6_SHOTS)}
+    grid = set(catalog.profile("paper").grid)
+    out = []
+    if shapes & grid:
+        out += shown("tables-1-2", profile, root, compute, grid=sorted(shapes & grid), **knobs)
+    if shapes - grid:
+        out += shown("ways-shots", profile, root, compute, shapes=sorted(shapes - grid), **knobs)
+    return out

@@ -48,31 +48,42 @@ seed = 0
 profile = "quick"  # "quick" (CI, a few minutes) or "paper" (100 test and 100 validation trials per cell)
 run_dir = "../runs"  # meta-training cache of Figure 4's model
 results_dir = "../results"  # the runner's results: <results_dir>/<profile>/<experiment>/<cell>.json
+# The grid of Tables I-IV; None takes the profile's value. Other values compute exactly those cells.
+shapes = None  # Tables I-II (ways, shots) pairs on `dataset`, e.g. "3 1 5 2"; None: the profile's grid, both data sets
+trials = None  # test trials per cell (even); None: 20 (quick) or 100 (paper)
+validation = None  # validation trials per cell (even); None: as trials
+runtime_iterations = None  # Tables III-IV attack iterations, e.g. "50, 100"; None: 50 (quick) or 50, 100, 200
+runtime_sizes = None  # Tables III-IV attacked-set sizes from 3, 5, 10, 15, 20; None: 3, 5 (quick) or all
+
+# %% tags=["remove-cell"]
+from mamlpriv import pages
+
+pages.parameters(globals(), ["dataset", "ways", "shots", "seed", "profile", "run_dir", "results_dir", "shapes",
+                               "trials", "validation", "runtime_iterations", "runtime_sizes"]);
 
 # %%
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from mamlpriv import catalog, paper, runner
-from mamlpriv.attacks import QueryAttackConfig, SupportAttackConfig
+from mamlpriv import catalog, paper
+from mamlpriv.attacks import ATTACKS
 from mamlpriv.data import load_dataset
-from mamlpriv.experiments import ATTACK_NET, GameConfig, play
 from mamlpriv.maml import MAMLConfig
-from mamlpriv.models import ConvNet, forward, init_params
+from mamlpriv.membership import GameConfig, play
+from mamlpriv.models import ATTACK_NET, forward, init_params
 from mamlpriv.plots import attack_samples
 from mamlpriv.training import TrainConfig, meta_train, run_folder
 
-if profile not in runner.PROFILES:
-    raise ValueError(f"profile must be one of {runner.PROFILES}, got {profile!r}")
-
-
-QUERY, SUPPORT = QueryAttackConfig(), SupportAttackConfig()
-print("query attack:", QUERY)
-print("support attack:", SUPPORT)
-print("attacked network:", ATTACK_NET, "| task-learners' inner rate:", catalog.INNER_LR)
+settings = pd.DataFrame({target: {**asdict(spec.defaults), "chosen by": spec.search.split("/")[-1]}
+                         for target, spec in ATTACKS.items()}).T
+settings.index.name = "attack"
+print(f"attacked network: conv net, {ATTACK_NET.hidden} channels, no normalisation, stride-2 convolutions; "
+      f"task-learners' inner rate {catalog.INNER_LR}")
+settings
 
 # %% [markdown]
 # ## The attacked model
@@ -94,7 +105,12 @@ print("attacked network:", ATTACK_NET, "| task-learners' inner rate:", catalog.I
 # meta-training, and each cell picks its stage **on its validation trials only**.
 
 # %% tags=["remove-stderr"]
-cells = catalog.shown(catalog.tables_1_2, profile, results_dir)
+flat_shapes = pages.as_tuple("shapes", shapes)
+pairs = list(zip(flat_shapes[::2], flat_shapes[1::2])) if flat_shapes else None
+table_knobs = pages.grid_knobs(grid=pairs, trials=trials, validation=validation)
+if table_knobs:
+    table_knobs["datasets"] = (dataset,)
+cells = pages.shown("tables-1-2", profile, results_dir, **table_knobs)
 shown = ", ".join(f"{n} cells of the {p} profile" for p, n in pd.Series([c["shown"] for c in cells]).value_counts().items())
 print(f"Tables I-II: {shown}")
 records = {(c["config"]["dataset"], c["config"]["target"], c["config"]["ways"], c["config"]["shots"]): c
@@ -150,19 +166,18 @@ headline.round(3) if headline is not None else print("this task shape is not in 
 # %% tags=["remove-stderr"]
 data = load_dataset(dataset, "test")  # tasks are drawn from images the meta-learner never trained on
 maml = MAMLConfig(catalog.INNER_LR, 1, False)
-f = forward(ConvNet(ways, **ATTACK_NET))
-untrained = init_params(ConvNet(ways, **ATTACK_NET), seed=seed)
+f = forward(ATTACK_NET.build(ways))
+untrained = init_params(ATTACK_NET.build(ways), seed=seed)
 c_support = records.get((dataset, "support", ways, shots))
 stage = c_support["result"]["paper"]["stage"] if c_support else 0
-cfg = TrainConfig(dataset=dataset, ways=ways, shots=shots, **ATTACK_NET, inner_lr=catalog.INNER_LR, seed=seed,
+cfg = TrainConfig(dataset=dataset, ways=ways, shots=shots, net=ATTACK_NET, maml=maml, seed=seed,
                   iterations=max(stage, 100), epoch_iterations=100, eval_tasks=100)
 snapshot = meta_train(cfg, out_dir=None if run_dir is None else run_folder(run_dir, cfg), progress=False).snapshots[stage]
 
 
 def sample_rows(target: str):
     params = untrained if target == "query" else snapshot
-    res = play(f, params, data, GameConfig(target, "paper", ways, shots, 8, seed), maml,
-               QUERY if target == "query" else SUPPORT)
+    res = play(f, params, data, GameConfig(target, "paper", ways, shots, 8, seed), maml, ATTACKS[target].defaults)
     pick = [i for i in range(8) if res.members[i]][:2] + [i for i in range(8) if not res.members[i]][:2]
     return [("member" if res.members[i] else "non-member", res.targets[i],
              res.reconstructions[i, res.slots[i]], float(res.scores[i])) for i in pick]
@@ -216,7 +231,9 @@ grid[["profile", "trials", "accuracy", "paper accuracy", "Δ accuracy", "recall"
 # `bench/attack_runtime.py` prints the same grid.
 
 # %% tags=["remove-stderr"]
-rt_cells = catalog.shown(catalog.tables_3_4, profile, results_dir)
+rt_cells = pages.shown("tables-3-4", profile, results_dir,
+                       **pages.grid_knobs(iterations=pages.as_tuple("runtime_iterations", runtime_iterations),
+                                          sizes=pages.as_tuple("runtime_sizes", runtime_sizes)))
 rt_rows = []
 for c in rt_cells:
     k, ours = c["config"], c["result"]["seconds_per_trial"]

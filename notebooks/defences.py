@@ -44,21 +44,40 @@
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" (CI, minutes) or "paper" (100 test and 100 validation trials per point)
-results_dir = "../results"
+results_dir = "../results"  # the runner's results: <results_dir>/<profile>/<experiment>/<cell>.json
+# The grid; None takes the profile's value. A rerun with other values computes exactly those points.
+dataset = None  # "mnist" or "fashion-mnist"; None: MNIST (quick) or both (paper)
+data_noise = None  # image-noise stds, e.g. "0.1, 1"; None: 0.3 (quick) or 0.01-10 (paper)
+grad_noise = None  # gradient-noise stds per coordinate, e.g. "1e-3, 1e-2"; None: 1e-3 (quick) or 1e-5-0.3 (paper)
+dp_sigmas = None  # Gaussian-mechanism noise multipliers, e.g. "0.3, 1"; None: 1 (quick) or 0.01-3 (paper)
+baseline_seeds = None  # seeds of the noise-free learning runs, e.g. "0, 1, 2"; None: 0 (quick) or 0-4 (paper)
+trials = None  # test trials per point (even); None: 20 (quick) or 100 (paper)
+validation = None  # validation trials per point (even); None: as trials
+
+# %% tags=["remove-cell"]
+from mamlpriv import pages
+
+pages.parameters(globals(), ["profile", "results_dir", "dataset", "data_noise", "grad_noise", "dp_sigmas",
+                               "baseline_seeds", "trials", "validation"]);
 
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from mamlpriv import catalog, runner
+from mamlpriv import catalog
 from mamlpriv.defenses import LOCATIONS
 from mamlpriv.plots import noise_panel
 from mamlpriv.report import defence_claims, defence_rows, first_effective, membership_rows
 
-if profile not in runner.PROFILES:
-    raise ValueError(f"profile must be one of {runner.PROFILES}, got {profile!r}")
-attack_cells = catalog.shown(catalog.defence_attacks, profile, results_dir)
-learning_cells = catalog.shown(catalog.defence_learning, profile, results_dir)
+levels = pages.grid_knobs(datasets=pages.as_tuple("dataset", dataset, str),
+                          data_noise=pages.as_tuple("data_noise", data_noise, float),
+                          grad_noise=pages.as_tuple("grad_noise", grad_noise, float),
+                          dp_sigmas=pages.as_tuple("dp_sigmas", dp_sigmas, float))
+sizes = pages.grid_knobs(trials=trials, validation=validation)
+attack_cells = pages.shown("defence-attacks", profile, results_dir, **levels, **sizes)
+learning_cells = pages.shown("defence-learning", profile, results_dir, **levels,
+                             **pages.grid_knobs(baseline_seeds=pages.as_tuple("baseline_seeds", baseline_seeds)))
+control_knobs = pages.grid_knobs(datasets=levels.get("datasets"), **sizes)
 rows = pd.DataFrame(defence_rows(attack_cells, learning_cells))
 print(f"{len(attack_cells)} attack cells, {len(learning_cells)} learning cells "
       f"({', '.join(sorted(set(rows['profile'])))} profile)")
@@ -93,7 +112,7 @@ def noise_figure(attack: str, dataset: str):
     return fig
 
 
-for dataset in [d for d in catalog.DATASETS if d in set(rows.dataset)]:
+for dataset in [d for d in ('mnist', 'fashion-mnist') if d in set(rows.dataset)]:
     for attack in ("query", "support"):
         noise_figure(attack, dataset)
         plt.show()
@@ -139,9 +158,9 @@ pd.DataFrame(first_effective(rows.to_dict("records"))).set_index(["dataset", "at
 
 # %%
 norm_rows = []
-for c in catalog.game_control(profile).cells:
-    for stage, norms in catalog.gradient_norms(c, tasks=50).items():
-        norm_rows.append({"dataset": c["dataset"], "attack": c["target"], "stage": stage,
+for c in catalog.game_control(profile, **control_knobs).cells:
+    for stage, norms in c.gradient_norms(tasks=50).items():
+        norm_rows.append({"dataset": c.dataset, "attack": c.target, "stage": stage,
                           "median norm": pd.Series(norms).median(), "max norm": max(norms)})
 pd.DataFrame(norm_rows).set_index(["dataset", "attack"]).round(3)
 
@@ -155,7 +174,7 @@ pd.DataFrame(norm_rows).set_index(["dataset", "attack"]).round(3)
 # not come from the gradient.
 
 # %%
-control = pd.DataFrame(membership_rows(catalog.shown(catalog.game_control, profile, results_dir)))
+control = pd.DataFrame(membership_rows(pages.shown("game-control", profile, results_dir, **control_knobs)))
 for r in control.itertuples():
     above = r.accuracy_lo > 0.5 or r.auc_lo > 0.5
     print(f"[{r.dataset}, {r.attack} attack, {r.game} game] gradient drowned: accuracy {r.accuracy:.2f} "

@@ -33,19 +33,33 @@
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" (CI: MNIST 3-way 1-shot) or "paper" (both data sets, 3 and 5 ways, 100+100 trials)
-results_dir = "../results"
+results_dir = "../results"  # the runner's results: <results_dir>/<profile>/<experiment>/<cell>.json
+# The grid; None takes the profile's value. A rerun with other values computes exactly those points.
+dataset = None  # "mnist" or "fashion-mnist"; None: both
+shapes = None  # (ways, shots) pairs, e.g. "3 1 5 1" for 3-way 1-shot and 5-way 1-shot; None: the profile's
+trials = None  # test trials per point (even); None: 20 (quick) or 100 (paper)
+validation = None  # validation trials per point (even); None: as trials
+
+# %% tags=["remove-cell"]
+from mamlpriv import pages
+
+pages.parameters(globals(), ["profile", "results_dir", "dataset", "shapes", "trials", "validation"]);
 
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from mamlpriv import catalog, runner
+from mamlpriv import catalog
 from mamlpriv.report import order_comparison, order_summary
 
-if profile not in runner.PROFILES:
-    raise ValueError(f"profile must be one of {runner.PROFILES}, got {profile!r}")
-rows = order_comparison(catalog.shown(catalog.first_order, profile, results_dir),
-                        catalog.shown(catalog.tables_1_2, profile, results_dir))
+flat_shapes = pages.as_tuple("shapes", shapes)
+pairs = list(zip(flat_shapes[::2], flat_shapes[1::2])) if flat_shapes else None
+knobs = pages.grid_knobs(datasets=pages.as_tuple("dataset", dataset, str), trials=trials, validation=validation)
+if knobs and pairs is None:  # the second-order twins of the profile's first-order shapes only
+    pairs = list(catalog.profile(profile).fo_shapes)
+first = pages.shown("first-order", profile, results_dir, **pages.grid_knobs(shapes=pairs, **knobs))
+second = pages.shown("tables-1-2", profile, results_dir, **pages.grid_knobs(grid=pairs, **knobs))
+rows = order_comparison(first, second)
 table = pd.DataFrame(rows).set_index(["dataset", "attack", "ways", "shots"]).sort_index()
 table.round(3)
 
@@ -79,4 +93,4 @@ print("\n".join(order_summary(rows)))
 
 # %%
 # sanity check for nbval: every first-order cell found its second-order twin
-assert len(table) == len(catalog.shown(catalog.first_order, profile, results_dir))
+assert len(table) == len(first)

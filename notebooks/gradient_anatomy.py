@@ -52,30 +52,30 @@ profile = "quick"  # "quick" or "paper"
 inner_lr = 0.4
 run_dir = "../runs"  # trained runs are shared with the chapter "MAML and the gradient it shares"
 
+# %% tags=["remove-cell"]
+from mamlpriv import pages
+
+pages.parameters(globals(), ["dataset", "ways", "shots", "iterations", "seed", "profile", "inner_lr", "run_dir"]);
+
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from mamlpriv import analysis
-from mamlpriv.data import TaskSampler, derive_seed, load_dataset, stack_tasks
+from mamlpriv import analysis, catalog
+from mamlpriv.data import TaskSampler, load_dataset, stack_tasks
 from mamlpriv.maml import MAMLConfig
+from mamlpriv.seeds import Stream, derive_seed
 from mamlpriv.training import TrainConfig, meta_train, run_folder
 
-PROFILES = {
-    "quick": dict(iterations=1000, epoch_iterations=100, eval_tasks=200, analysis_tasks=24,
-                  sweep_lrs=(0.05, 0.1, 0.2, 0.4, 0.8), sweep_steps=(1, 2, 3)),
-    "paper": dict(iterations=10000, epoch_iterations=500, eval_tasks=1000, analysis_tasks=200,
-                  sweep_lrs=(0.01, 0.05, 0.1, 0.2, 0.4, 0.8), sweep_steps=(1, 2, 3, 5)),
-}
-if profile not in PROFILES:
-    raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
-P = dict(PROFILES[profile])
+scale = catalog.profile(profile)
+P = dict(iterations=scale.maml_iterations, epoch_iterations=scale.maml_epoch, eval_tasks=scale.maml_eval_tasks,
+         analysis_tasks=scale.analysis_tasks, sweep_lrs=scale.sweep_lrs, sweep_steps=scale.sweep_steps)
 if iterations is not None:
     P["iterations"], P["epoch_iterations"] = iterations, max(1, iterations // 10)
 test_set = load_dataset(dataset, "test")
-tasks = [TaskSampler(test_set, ways, shots).sample(derive_seed(seed, 7, i)) for i in range(P["analysis_tasks"])]
+tasks = [TaskSampler(test_set, ways, shots).sample(derive_seed(seed, Stream.PROBE, i)) for i in range(P["analysis_tasks"])]
 batch = stack_tasks(tasks)
 
 # %% [markdown]
@@ -89,8 +89,8 @@ batch = stack_tasks(tasks)
 # %% tags=["remove-stderr"]
 results = {}
 for first_order in (False, True):
-    cfg = TrainConfig(dataset=dataset, ways=ways, shots=shots, seed=seed, inner_lr=inner_lr,
-                      first_order=first_order, iterations=P["iterations"],
+    cfg = TrainConfig(dataset=dataset, ways=ways, shots=shots, seed=seed, maml=MAMLConfig(inner_lr, 1, first_order),
+                      iterations=P["iterations"],
                       epoch_iterations=P["epoch_iterations"], eval_tasks=P["eval_tasks"])
     results["first-order" if first_order else "second-order"] = meta_train(
         cfg, out_dir=None if run_dir is None else run_folder(run_dir, cfg))

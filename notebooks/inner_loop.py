@@ -29,21 +29,39 @@
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" (CI: rate 0.3 and 2 steps) or "paper" (rates 0.01-1.0, steps 1-5, 100+100 trials)
-results_dir = "../results"
+results_dir = "../results"  # the runner's results: <results_dir>/<profile>/<experiment>/<cell>.json
+# The grid; None takes the profile's value. A rerun with other values computes exactly those points.
+dataset = None  # "mnist" or "fashion-mnist"; None: "mnist"
+ways = None  # classes per task; None: 3
+shots = None  # images per class; None: 1
+inner_lrs = None  # inner rates at one step, e.g. "0.03, 0.3"; None: 0.3 (quick) or 0.01, 0.03, 0.3, 1.0 (paper)
+inner_steps = None  # inner steps at rate 0.1, e.g. "2, 5"; None: 2 (quick) or 2, 5 (paper)
+trials = None  # test trials per point (even); None: 20 (quick) or 100 (paper)
+validation = None  # validation trials per point (even); None: as trials
+
+# %% tags=["remove-cell"]
+from mamlpriv import pages
+
+pages.parameters(globals(), ["profile", "results_dir", "dataset", "ways", "shots", "inner_lrs", "inner_steps",
+                               "trials", "validation"]);
 
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from mamlpriv import catalog, runner
+from mamlpriv import catalog
 from mamlpriv.plots import finish_accuracy, metric_curve
 from mamlpriv.report import membership_rows, sweep_sentence
 
-if profile not in runner.PROFILES:
-    raise ValueError(f"profile must be one of {runner.PROFILES}, got {profile!r}")
-twin = [r for r in catalog.shown(catalog.tables_1_2, profile, results_dir)
-        if r["config"]["dataset"] == "mnist" and (r["config"]["ways"], r["config"]["shots"]) == (3, 1)]
-loop = pd.DataFrame(membership_rows(catalog.shown(catalog.inner_loop, profile, results_dir) + twin, games=("paper",)))
+sizes = pages.grid_knobs(trials=trials, validation=validation)
+knobs = pages.grid_knobs(dataset=dataset, ways=ways, shots=shots, inner_lrs=pages.as_tuple("inner_lrs", inner_lrs, float),
+                         inner_steps=pages.as_tuple("inner_steps", inner_steps), **sizes)
+shape = (dataset or "mnist", ways or 3, shots or 1)
+# the inner rate 0.1 with one step is the Tables I-II cell of the same shape
+twin_knobs = dict(datasets=(shape[0],), grid=[shape[1:]], **sizes) if knobs else {}
+twin = [r for r in pages.shown("tables-1-2", profile, results_dir, **twin_knobs)
+        if (r["config"]["dataset"], r["config"]["ways"], r["config"]["shots"]) == shape]
+loop = pd.DataFrame(membership_rows(pages.shown("inner-loop", profile, results_dir, **knobs) + twin, games=("paper",)))
 
 # %% [markdown]
 # ## Leakage against the inner rate and the inner steps

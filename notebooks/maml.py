@@ -55,26 +55,29 @@ ways = 5  # classes per task
 shots = 1  # support (and query) images per class
 iterations = None  # meta-iterations; None takes the profile's default
 seed = 0
-profile = "quick"  # "quick" (laptop CPU, about a minute and a half) or "paper"
+profile = "quick"  # "quick" (1,000 meta-iterations; about 2 minutes on 2 cores) or "paper" (10,000)
 inner_lr = 0.4  # alpha
 inner_steps = 1  # k, for the second-order run and the first first-order run
 fo_long_steps = 5  # k for a second first-order run
 run_dir = "../runs"  # resumable runs, shared between chapters; None keeps nothing on disk
 
+# %% tags=["remove-cell"]
+from mamlpriv import pages
+
+pages.parameters(globals(), ["dataset", "ways", "shots", "iterations", "seed", "profile", "inner_lr",
+                               "inner_steps", "fo_long_steps", "run_dir"]);
+
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from mamlpriv import catalog
+from mamlpriv.maml import MAMLConfig
 from mamlpriv.plots import learning_curves
 from mamlpriv.training import TrainConfig, meta_train, run_folder
 
-PROFILES = {
-    "quick": dict(iterations=1000, epoch_iterations=100, eval_tasks=200),
-    "paper": dict(iterations=10000, epoch_iterations=500, eval_tasks=1000),
-}
-if profile not in PROFILES:
-    raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
-settings = dict(PROFILES[profile])
+scale = catalog.profile(profile)
+settings = dict(iterations=scale.maml_iterations, epoch_iterations=scale.maml_epoch, eval_tasks=scale.maml_eval_tasks)
 if iterations is not None:
     settings["iterations"] = iterations
     settings["epoch_iterations"] = max(1, iterations // 10)
@@ -99,10 +102,8 @@ variants = [  # (label, first_order, k)
 # %% tags=["remove-stderr"]
 runs, configs = {}, {}
 for label, first_order, k in variants:
-    cfg = TrainConfig(
-        dataset=dataset, ways=ways, shots=shots, seed=seed, inner_lr=inner_lr,
-        inner_steps=k, first_order=first_order, **settings,
-    )
+    cfg = TrainConfig(dataset=dataset, ways=ways, shots=shots, seed=seed,
+                      maml=MAMLConfig(inner_lr, k, first_order), **settings)
     out = None if run_dir is None else run_folder(run_dir, cfg)
     runs[label] = meta_train(cfg, out_dir=out).history
     configs[label] = cfg
@@ -166,5 +167,7 @@ print(
 # meta-learner can infer which images a task-learner used.
 
 # %%
-# The runs that should learn did: second-order MAML well above chance (1/ways).
-assert runs[variants[0][0]][-1]["test_acc"] > 2 / ways, "second-order MAML did not learn"
+# For nbval: at the profile's length, second-order MAML learns well above chance (1/ways);
+# a rerun with few iterations (-p iterations 2) is not held to that.
+if iterations is None:
+    assert runs[variants[0][0]][-1]["test_acc"] > 2 / ways, "second-order MAML did not learn"

@@ -39,34 +39,48 @@
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" (CI: stages 0 and 300) or "paper" (stages 0-1000, 100+100 trials per point)
-results_dir = "../results"
+results_dir = "../results"  # the runner's results: <results_dir>/<profile>/<experiment>/<cell>.json
+# The grid; None takes the profile's value. A rerun with other values computes exactly those points.
+dataset = None  # "mnist" or "fashion-mnist"; None: MNIST (quick) or both (paper)
+ways = None  # classes per task; None: 3
+shots = None  # images per class; None: 1
+stages = None  # meta-iterations attacked, e.g. "0, 300" (multiples of 100); None: 0, 300 (quick) or 0-1000 (paper)
+trials = None  # test trials per point (even); None: 20 (quick) or 100 (paper)
+validation = None  # validation trials per point (even); None: as trials
+attack_lrs = None  # the attack's learning rates tried per stage, e.g. "0.03, 0.1"; None: 0.03 and 0.1
+
+# %% tags=["remove-cell"]
+from mamlpriv import pages
+
+pages.parameters(globals(), ["profile", "results_dir", "dataset", "ways", "shots", "stages", "trials",
+                               "validation", "attack_lrs"]);
 
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mamlpriv import catalog, runner
 from mamlpriv.plots import stage_curves
 from mamlpriv.report import claim_sentence, membership_rows, stage_claims
 
-if profile not in runner.PROFILES:
-    raise ValueError(f"profile must be one of {runner.PROFILES}, got {profile!r}")
-stages = pd.DataFrame(membership_rows(catalog.shown(catalog.training_stages, profile, results_dir),
+knobs = pages.grid_knobs(datasets=pages.as_tuple("dataset", dataset, str), ways=ways, shots=shots,
+                         stages=pages.as_tuple("stages", stages), trials=trials, validation=validation,
+                         lrs=pages.as_tuple("attack_lrs", attack_lrs, float))
+points = pd.DataFrame(membership_rows(pages.shown("training-stages", profile, results_dir, **knobs),
                                       games=("paper", "strict")))
 
 # %% [markdown]
 # ## Figure 7: the query attack
 
 # %%
-fig7 = stage_curves(stages.to_dict("records"), "query")
+fig7 = stage_curves(points.to_dict("records"), "query")
 plt.show()
 
 # %% [markdown]
 # ## Figure 8: the support attack
 
 # %%
-fig8 = stage_curves(stages.to_dict("records"), "support")
+fig8 = stage_curves(points.to_dict("records"), "support")
 plt.show()
 
 # %% [markdown]
@@ -75,7 +89,7 @@ plt.show()
 # %%
 keep = ["dataset", "attack", "game", "stage", "attack_lr", "accuracy", "accuracy_lo", "accuracy_hi", "auc", "auc_lo",
         "auc_hi", "learning_acc", "trials", "profile"]
-stages[keep].sort_values(["dataset", "attack", "game", "stage"]).set_index(["dataset", "attack", "game", "stage"]).round(3)
+points[keep].sort_values(["dataset", "attack", "game", "stage"]).set_index(["dataset", "attack", "game", "stage"]).round(3)
 
 # %% [markdown]
 # ## The paper's claims, checked
@@ -90,10 +104,10 @@ stages[keep].sort_values(["dataset", "attack", "game", "stage"]).set_index(["dat
 # it. Both games are decided; the paper played its own game.
 
 # %%
-claims = stage_claims(stages.to_dict("records"), "paper") + stage_claims(stages.to_dict("records"), "strict")
+claims = stage_claims(points.to_dict("records"), "paper") + stage_claims(points.to_dict("records"), "strict")
 display(Markdown("\n".join(f"- {claim_sentence(c)} ({c['game']} game)" for c in claims)))
 
 # %%
 # sanity check for nbval: both attacks have stage curves in both games
-assert set(stages.attack) == {"query", "support"} and set(stages.game) == {"paper", "strict"}
+assert set(points.attack) == {"query", "support"} and set(points.game) == {"paper", "strict"}
 assert {c["verdict"] for c in claims} <= {"CONFIRMED", "NOT CONFIRMED", "UNDECIDED"}

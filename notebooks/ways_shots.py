@@ -35,21 +35,34 @@
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" (CI, minutes) or "paper" (100 test and 100 validation trials per point)
-results_dir = "../results"
+results_dir = "../results"  # the runner's results: <results_dir>/<profile>/<experiment>/<cell>.json
+# The grid; None takes the profile's value. A rerun with other values computes exactly those points.
+dataset = None  # "mnist" or "fashion-mnist"; None: both (stored paper points) or MNIST (quick)
+fig5_ways = None  # ways at one shot, e.g. "3, 5"; None: 3, 5, 7, 10
+fig6_shots = None  # shots at three ways, e.g. "1, 2"; None: 1, 2, 3, 5
+trials = None  # test trials per point (even); None: 20 (quick) or 100 (paper)
+validation = None  # validation trials per point (even); None: as trials
+
+# %% tags=["remove-cell"]
+from mamlpriv import pages
+
+pages.parameters(globals(), ["profile", "results_dir", "dataset", "fig5_ways", "fig6_shots", "trials",
+                               "validation"]);
 
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mamlpriv import catalog, runner
+from mamlpriv import catalog
 from mamlpriv.plots import shape_curves
 from mamlpriv.report import claim_sentence, membership_rows, shape_claims
 
-if profile not in runner.PROFILES:
-    raise ValueError(f"profile must be one of {runner.PROFILES}, got {profile!r}")
-records = catalog.shown(catalog.tables_1_2, profile, results_dir) + catalog.shown(catalog.ways_shots, profile,
-                                                                                   results_dir)
+FIG5_WAYS = pages.as_tuple("fig5_ways", fig5_ways) or catalog.FIG5_WAYS
+FIG6_SHOTS = pages.as_tuple("fig6_shots", fig6_shots) or catalog.FIG6_SHOTS
+records = pages.shape_records(profile, results_dir, datasets=pages.as_tuple("dataset", dataset, str),
+                              fig5_ways=pages.as_tuple("fig5_ways", fig5_ways),
+                              fig6_shots=pages.as_tuple("fig6_shots", fig6_shots), trials=trials, validation=validation)
 shapes = pd.DataFrame(membership_rows(records, games=("paper",)))
 
 # %% [markdown]
@@ -59,16 +72,16 @@ shapes = pd.DataFrame(membership_rows(records, games=("paper",)))
 # (bottom, bootstrap 95% band).
 
 # %%
-fig5 = shape_curves(shapes.to_dict("records"), "ways", ("shots", 1), catalog.FIG5_WAYS)
-fig5_auc = shape_curves(shapes.to_dict("records"), "ways", ("shots", 1), catalog.FIG5_WAYS, y="auc")
+fig5 = shape_curves(shapes.to_dict("records"), "ways", ("shots", 1), FIG5_WAYS)
+fig5_auc = shape_curves(shapes.to_dict("records"), "ways", ("shots", 1), FIG5_WAYS, y="auc")
 plt.show()
 
 # %% [markdown]
 # ## Figure 6: against the number of shots (three ways)
 
 # %%
-fig6 = shape_curves(shapes.to_dict("records"), "shots", ("ways", 3), catalog.FIG6_SHOTS)
-fig6_auc = shape_curves(shapes.to_dict("records"), "shots", ("ways", 3), catalog.FIG6_SHOTS, y="auc")
+fig6 = shape_curves(shapes.to_dict("records"), "shots", ("ways", 3), FIG6_SHOTS)
+fig6_auc = shape_curves(shapes.to_dict("records"), "shots", ("ways", 3), FIG6_SHOTS, y="auc")
 plt.show()
 
 # %% [markdown]
@@ -77,8 +90,8 @@ plt.show()
 # %%
 keep = ["dataset", "attack", "ways", "shots", "stage", "accuracy", "accuracy_lo", "accuracy_hi", "auc", "auc_lo",
         "auc_hi", "trials", "profile"]
-fig56 = shapes[((shapes.shots == 1) & shapes.ways.isin(catalog.FIG5_WAYS))
-               | ((shapes.ways == 3) & shapes.shots.isin(catalog.FIG6_SHOTS))]
+fig56 = shapes[((shapes.shots == 1) & shapes.ways.isin(FIG5_WAYS))
+               | ((shapes.ways == 3) & shapes.shots.isin(FIG6_SHOTS))]
 fig56[keep].sort_values(["dataset", "attack", "ways", "shots"]).set_index(["dataset", "attack", "ways", "shots"]).round(3)
 
 # %% [markdown]
@@ -90,7 +103,7 @@ fig56[keep].sort_values(["dataset", "attack", "ways", "shots"]).set_index(["data
 # measured points is UNDECIDED (the quick profile measures fewer).
 
 # %%
-claims = shape_claims(shapes.to_dict("records"), catalog.FIG5_WAYS, catalog.FIG6_SHOTS)
+claims = shape_claims(shapes.to_dict("records"), FIG5_WAYS, FIG6_SHOTS)
 display(Markdown("\n".join(f"- {claim_sentence(c)}" for c in claims)))
 
 # %%

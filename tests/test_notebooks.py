@@ -1,9 +1,15 @@
-"""The notebooks stay paired with their jupytext sources and expose papermill parameters.
-(Their execution is tested by nbval: `make nbval`.)"""
+"""The notebooks stay paired with their jupytext sources, expose papermill parameters
+checked by their first cell, and a rerun with other parameters computes those cells.
+(Their execution with the defaults is tested by nbval: `make nbval`.)"""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -31,8 +37,51 @@ def test_parameters_cell(src):
     nb = jupytext.read(src)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
-    # chapters built only on the runner's catalogue take their datasets and seeds from it
-    catalogue_only = "catalog" in src.read_text() and "\ndataset = " not in "\n" + tagged[0].source
-    for name in ("profile",) if catalogue_only else ("dataset", "seed", "profile"):
-        assert f"\n{name} = " in "\n" + tagged[0].source
     assert '\nprofile = "quick"' in "\n" + tagged[0].source  # nbval runs the defaults
+    # the next cell checks every parameter of the parameters cell, by name (papermill only
+    # warns about an unknown -p option)
+    i = nb.cells.index(tagged[0])
+    check = nb.cells[i + 1].source
+    assert "pages.parameters(globals()" in check
+    names = [line.split("=")[0].strip() for line in tagged[0].source.splitlines()
+             if "=" in line and not line.startswith((" ", "#"))]
+    assert names and all(f'"{n}"' in check for n in names), names
+
+
+def _papermill(tmp_path: Path, notebook: str, *params: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MAMLPRIV_RUNS=str(tmp_path / "runs"))
+    out = tmp_path / notebook
+    cmd = [sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "mamlpriv", "--cwd", str(NOTEBOOKS),
+           str(NOTEBOOKS / notebook), str(out), "-p", "results_dir", str(tmp_path / "results"), *params]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+
+
+def _outputs(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    text = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            text.append(o.get("text", "") + "".join(str(v) for v in o.get("data", {}).values()))
+    return "\n".join(text)
+
+
+def test_a_misspelt_parameter_fails_with_its_name(tmp_path):
+    r = _papermill(tmp_path, "first_order.ipynb", "-p", "datset", "fashion-mnist")
+    assert r.returncode != 0
+    assert "unknown parameter(s) ['datset']" in r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_training_stage_chapter_reruns_on_other_data_and_shapes(tmp_path):
+    """Issue 14: `-p dataset fashion-mnist -p ways 5` and two stages render exactly those
+    cells, computed by the runner into the chapter's profile (no paper cell matches)."""
+    r = _papermill(tmp_path, "training_stages.ipynb", "-p", "dataset", "fashion-mnist", "-p", "ways", "5",
+                   "-p", "stages", "0, 20", "-p", "trials", "2", "-p", "validation", "2", "-p", "attack_lrs", "0.1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    stored = sorted((tmp_path / "results" / "quick" / "training-stages").glob("*.json"))
+    configs = [json.loads(p.read_text())["config"] for p in stored]
+    assert sorted((c["dataset"], c["target"], c["ways"], c["stages"][0]) for c in configs) == [
+        ("fashion-mnist", t, 5, st) for t in ("query", "support") for st in (0, 20)]
+    assert all(c["trials"] == 2 and c["train_iterations"] == 20 for c in configs)
+    text = _outputs(tmp_path / "training_stages.ipynb")
+    assert "fashion-mnist" in text and "mnist  " not in text.replace("fashion-mnist", "")
