@@ -23,8 +23,9 @@ from mamlpriv.maml import MAMLConfig, task_gradients
 from mamlpriv.models import ATTACK_NET, forward, init_params
 
 
-def seconds_per_iteration(attack: str, ways: int, shots: int, limit: int | None, trials: int, iterations: int,
-                          data) -> float:
+def seconds_per_iteration(
+    attack: str, ways: int, shots: int, limit: int | None, trials: int, iterations: int, data
+) -> float:
     """Wall time of :func:`~mamlpriv.attacks.query_attack` / ``support_attack`` with
     ``chunk_images=limit`` over ``iterations`` iterations, per iteration (after a warm-up
     run of one iteration)."""
@@ -37,11 +38,23 @@ def seconds_per_iteration(attack: str, ways: int, shots: int, limit: int | None,
 
     def attack_once(n: int) -> None:
         if attack == "support":
-            support_attack(f, p, g, batch.support_y, batch.query_x, batch.query_y, batch.support_x[:, 0], slot, maml,
-                           AttackConfig(iterations=n), chunk_images=limit)
+            support_attack(
+                f,
+                p,
+                g,
+                batch.support_y,
+                batch.query_x,
+                batch.query_y,
+                batch.support_x[:, 0],
+                slot,
+                maml,
+                AttackConfig(iterations=n),
+                chunk_images=limit,
+            )
         else:
-            query_attack(f, p, g, batch.query_y, batch.query_x[:, 0], slot, AttackConfig(iterations=n),
-                         chunk_images=limit)
+            query_attack(
+                f, p, g, batch.query_y, batch.query_x[:, 0], slot, AttackConfig(iterations=n), chunk_images=limit
+            )
 
     attack_once(1)  # warm-up
     t0 = time.perf_counter()
@@ -61,8 +74,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = load_dataset("mnist", "test")
     limits = [lim or None for lim in args.limits]
-    print(f"torch {torch.__version__}, {args.threads} threads, {platform.machine()}; {args.trials} trials; "
-          "seconds per iteration (chunk sizes in trials)")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {platform.machine()}; {args.trials} trials; "
+        "seconds per iteration (chunk sizes in trials)"
+    )
     head = "".join(f"{('one batch' if lim is None else f'<= {lim} img'):>16}" for lim in limits)
     print(f"{'attack':<9}{'shape':<7}{head}{'best speed-up':>15}")
     for attack in args.attacks:

@@ -28,8 +28,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, {platform.machine()}; "
-          f"{args.trials} trials batched; conv net 4x32, no norm; seconds per trial")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, {platform.machine()}; "
+        f"{args.trials} trials batched; conv net 4x32, no norm; seconds per trial"
+    )
     print(f"{'attack':<8}{'iters':>6}{'size':>6}{'ours s':>10}{'paper s':>10}{'paper/ours':>12}")
     for attack in args.attacks:
         for it in args.iterations:

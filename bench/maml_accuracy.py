@@ -34,9 +34,15 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(
-        dataset=args.dataset, net=NetConfig(arch=args.arch), ways=args.ways, shots=args.shots,
-        iterations=args.iterations, epoch_iterations=args.iterations, eval_tasks=10,
-        maml=MAMLConfig(inner_steps=args.inner_steps, first_order=args.first_order), seed=args.seed,
+        dataset=args.dataset,
+        net=NetConfig(arch=args.arch),
+        ways=args.ways,
+        shots=args.shots,
+        iterations=args.iterations,
+        epoch_iterations=args.iterations,
+        eval_tasks=10,
+        maml=MAMLConfig(inner_steps=args.inner_steps, first_order=args.first_order),
+        seed=args.seed,
     )
     t0 = time.perf_counter()
     result = meta_train(cfg, progress=False)
@@ -44,11 +50,15 @@ def main() -> None:
     test = TaskSampler(load_dataset(cfg.dataset, "test"), cfg.ways, cfg.shots)
     # a seed stream distinct from the one meta_train evaluates on during training
     mean, ci, _ = evaluate(result.forward, result.params, test, cfg.maml, args.eval_tasks, seed=cfg.seed + 10_000)
-    print(f"{'dataset':<14}{'model':<6}{'order':<7}{'k':>2}{'ways':>5}{'shots':>6}{'iters':>7}"
-          f"{'train s':>9}{'total s':>9}{'accuracy':>10}{'95% CI':>9}{'tasks':>7}")
-    print(f"{cfg.dataset:<14}{cfg.net.arch:<6}{'first' if cfg.maml.first_order else 'second':<7}{cfg.maml.inner_steps:>2}"
-          f"{cfg.ways:>5}{cfg.shots:>6}{cfg.iterations:>7}{result.history[-1]['train_seconds']:>9.1f}"
-          f"{wall:>9.1f}{mean:>10.4f}{ci:>9.4f}{args.eval_tasks:>7}")
+    print(
+        f"{'dataset':<14}{'model':<6}{'order':<7}{'k':>2}{'ways':>5}{'shots':>6}{'iters':>7}"
+        f"{'train s':>9}{'total s':>9}{'accuracy':>10}{'95% CI':>9}{'tasks':>7}"
+    )
+    print(
+        f"{cfg.dataset:<14}{cfg.net.arch:<6}{'first' if cfg.maml.first_order else 'second':<7}{cfg.maml.inner_steps:>2}"
+        f"{cfg.ways:>5}{cfg.shots:>6}{cfg.iterations:>7}{result.history[-1]['train_seconds']:>9.1f}"
+        f"{wall:>9.1f}{mean:>10.4f}{ci:>9.4f}{args.eval_tasks:>7}"
+    )
 
 
 if __name__ == "__main__":

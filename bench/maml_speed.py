@@ -20,7 +20,9 @@ from mamlpriv.maml import MAMLConfig, meta_gradient
 from mamlpriv.models import build_model, forward, init_params
 
 
-def time_meta_iteration(arch: str, first_order: bool, vectorize: bool, repeats: int, sampler: TaskSampler) -> list[float]:
+def time_meta_iteration(
+    arch: str, first_order: bool, vectorize: bool, repeats: int, sampler: TaskSampler
+) -> list[float]:
     model = build_model(arch, 5)
     f = forward(model)
     params = {k: v.requires_grad_() for k, v in init_params(model).items()}

@@ -28,12 +28,18 @@ def summary(profile: str, root: str) -> list[dict]:
         secs = [r["seconds"] for r in done]
         machines = sorted({r.get("provenance", {}).get("machine", "?") for r in done})
         mean = statistics.fmean(secs) if secs else float("nan")
-        rows.append({
-            "experiment": e.name, "cells": len(e.cells), "done": len(done), "hours": sum(secs) / 3600,
-            "median_s": statistics.median(secs) if secs else float("nan"), "max_s": max(secs, default=float("nan")),
-            "estimate_h": (sum(secs) + mean * (len(e.cells) - len(done))) / 3600 if secs else float("nan"),
-            "machines": "; ".join(machines),
-        })
+        rows.append(
+            {
+                "experiment": e.name,
+                "cells": len(e.cells),
+                "done": len(done),
+                "hours": sum(secs) / 3600,
+                "median_s": statistics.median(secs) if secs else float("nan"),
+                "max_s": max(secs, default=float("nan")),
+                "estimate_h": (sum(secs) + mean * (len(e.cells) - len(done))) / 3600 if secs else float("nan"),
+                "machines": "; ".join(machines),
+            }
+        )
     return rows
 
 
@@ -47,8 +53,10 @@ def main() -> None:
     print(f"{'experiment':<18}{'cells':>11}{'hours':>8}{'median s':>10}{'max s':>9}{'all (est.) h':>14}  machine")
     for r in rows:
         est = f"{r['estimate_h']:14.2f}" if r["done"] else f"{'-':>14}"
-        print(f"{r['experiment']:<18}{r['done']:>5}/{r['cells']:<5}{r['hours']:>8.2f}{r['median_s']:>10.1f}"
-              f"{r['max_s']:>9.1f}{est}  {r['machines']}")
+        print(
+            f"{r['experiment']:<18}{r['done']:>5}/{r['cells']:<5}{r['hours']:>8.2f}{r['median_s']:>10.1f}"
+            f"{r['max_s']:>9.1f}{est}  {r['machines']}"
+        )
     done_h = sum(r["hours"] for r in rows)
     complete = all(r["done"] == r["cells"] for r in rows)
     if complete:
@@ -57,8 +65,10 @@ def main() -> None:
     else:
         missing = [r["experiment"] for r in rows if r["done"] == 0]
         known = sum(r["estimate_h"] for r in rows if r["done"])
-        print(f"measured so far: {done_h:.2f} h; with the unfinished experiments extrapolated: {known:.2f} h"
-              + (f" plus {', '.join(missing)} (no cell yet)" if missing else ""))
+        print(
+            f"measured so far: {done_h:.2f} h; with the unfinished experiments extrapolated: {known:.2f} h"
+            + (f" plus {', '.join(missing)} (no cell yet)" if missing else "")
+        )
 
 
 if __name__ == "__main__":

@@ -23,15 +23,21 @@ from mamlpriv.cells import MembershipCell
 
 def cell(trials: int, seed: int) -> MembershipCell:
     """The query attack's Tables I-II cell at MNIST 3-way 1-shot, untrained network."""
-    return replace(catalog.membership(catalog.profile("quick"), "mnist", "query", 3, 1), trials=trials,
-                   validation=trials, seed=seed, train_iterations=1)
+    return replace(
+        catalog.membership(catalog.profile("quick"), "mnist", "query", 3, 1),
+        trials=trials,
+        validation=trials,
+        seed=seed,
+        train_iterations=1,
+    )
 
 
 def wall(cells: list[MembershipCell], backend: str, n_jobs: int) -> float:
     with tempfile.TemporaryDirectory() as root:
         t0 = time.perf_counter()
-        runner.run(runner.Experiment("bench", tuple(cells)), "quick", root, backend=backend,
-                   n_jobs=n_jobs, progress=False)
+        runner.run(
+            runner.Experiment("bench", tuple(cells)), "quick", root, backend=backend, n_jobs=n_jobs, progress=False
+        )
         return time.perf_counter() - t0
 
 
@@ -49,8 +55,10 @@ def main() -> None:
     grid = [cell(args.trials[0], s) for s in range(args.cells)]
     for w in args.workers:
         secs = wall(grid, "joblib" if w > 1 else "serial", w)
-        print(f"{f'{args.cells} cells, {w} worker(s)':<28}{secs:>10.1f}{secs / (4 * args.trials[0] * args.cells):>14.3f}",
-              flush=True)
+        print(
+            f"{f'{args.cells} cells, {w} worker(s)':<28}{secs:>10.1f}{secs / (4 * args.trials[0] * args.cells):>14.3f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,9 @@ SWAPS = ("same-class", "other-class", "noise")
 SETS = ("support", "query")
 
 
-def hvp(f: Forward, params: Params, x: torch.Tensor, y: torch.Tensor, v: Params, loss: Loss = F.cross_entropy) -> Params:
+def hvp(
+    f: Forward, params: Params, x: torch.Tensor, y: torch.Tensor, v: Params, loss: Loss = F.cross_entropy
+) -> Params:
     """Hessian-vector product ``H(params) v`` of ``loss(f(params, x), y)``."""
 
     def g(p: Params) -> Params:

@@ -102,9 +102,7 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (dh + dw).mean(-1)
 
 
-def _init_batch(
-    x0: torch.Tensor, slot: torch.Tensor, n: int, init: str, generator: torch.Generator
-) -> torch.Tensor:
+def _init_batch(x0: torch.Tensor, slot: torch.Tensor, n: int, init: str, generator: torch.Generator) -> torch.Tensor:
     """``(T, n, C, H, W)``: noise everywhere, ``x0[t]`` in slot ``slot[t]``."""
     t = x0.shape[0]
     shape = (t, n) + tuple(x0.shape[1:])
@@ -130,17 +128,14 @@ def _optimise(
     held[torch.arange(x.shape[0]), slot] = 1.0
     free = (1.0 - held).view(*x.shape[:2], *[1] * (x.dim() - 2))
     opt = torch.optim.Adam([x], lr=cfg.lr)
-    sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.iterations)
-        if cfg.schedule == "cosine"
-        else None
-    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.iterations) if cfg.schedule == "cosine" else None
     history = []
     for it in range(cfg.iterations):
         opt.zero_grad(set_to_none=True)
         per_trial = objective(x)
         per_trial.sum().backward()
         if it < cfg.hold:
+            assert x.grad is not None
             x.grad.mul_(free)
         opt.step()
         if sched is not None:
@@ -184,8 +179,7 @@ def _run(objective_for, x0, slot, n, cfg: AttackConfig, generator, chunk_images:
     r = cfg.restarts
     slots = slot.repeat(r)
     x_init = _init_batch(_rep(x0, r), slots, n, cfg.init, generator)
-    parts = [_optimise(objective_for(rows), x_init[rows], slots[rows], cfg)
-             for rows in chunks(r * t, n, chunk_images)]
+    parts = [_optimise(objective_for(rows), x_init[rows], slots[rows], cfg) for rows in chunks(r * t, n, chunk_images)]
     x, hist = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     best = hist[:, -1].view(r, t).argmin(0)  # (T,)
     pick = best * t + torch.arange(t)
@@ -346,8 +340,7 @@ def _support_on_batch(f, params, g, batch: TaskBatch, x0, slot, maml, cfg, gener
 # record every setting tried and its validation AUC.
 ATTACKS: dict[str, AttackSpec] = {
     "query": AttackSpec(AttackConfig(), "results/attacks/search-query-untrained-stride.json", _query_on_batch),
-    "support": AttackSpec(AttackConfig(), "results/attacks/search-support-settings-stride-2.json",
-                          _support_on_batch),
+    "support": AttackSpec(AttackConfig(), "results/attacks/search-support-settings-stride-2.json", _support_on_batch),
 }
 TARGETS = tuple(ATTACKS)
 
@@ -375,10 +368,7 @@ def ssim_scores(x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
     a = x0.detach().to(torch.float64).numpy()
     b = x.detach().to(torch.float64).numpy()
-    vals = [
-        structural_similarity(a[i], b[i], data_range=1.0, channel_axis=0)
-        for i in range(a.shape[0])
-    ]
+    vals = [structural_similarity(a[i], b[i], data_range=1.0, channel_axis=0) for i in range(a.shape[0])]
     return torch.tensor(np.asarray(vals, dtype=np.float64))
 
 

@@ -100,23 +100,61 @@ class Profile:
 
 PROFILE_SETTINGS = {
     "quick": Profile(
-        name="quick", trials=20, validation=20, train_iterations=300, stages=(300,), grid=((3, 1), (5, 1)),
-        runtime_iterations=(50,), runtime_sizes=(3, 5), runtime_trials=4, sensitivity_datasets=("mnist",),
-        extra_shapes=((10, 1),), curve_stages=(0, 300), fo_shapes=((3, 1),), inner_lrs=(0.3,), inner_steps=(2,),
-        defence_datasets=("mnist",), data_noise=(0.3,), grad_noise=(1e-3,), dp_sigmas=(1.0,), baseline_seeds=(0,),
-        maml_iterations=1000, maml_epoch=100, maml_eval_tasks=200, analysis_tasks=24,
-        sweep_lrs=(0.05, 0.1, 0.2, 0.4, 0.8), sweep_steps=(1, 2, 3)),
+        name="quick",
+        trials=20,
+        validation=20,
+        train_iterations=300,
+        stages=(300,),
+        grid=((3, 1), (5, 1)),
+        runtime_iterations=(50,),
+        runtime_sizes=(3, 5),
+        runtime_trials=4,
+        sensitivity_datasets=("mnist",),
+        extra_shapes=((10, 1),),
+        curve_stages=(0, 300),
+        fo_shapes=((3, 1),),
+        inner_lrs=(0.3,),
+        inner_steps=(2,),
+        defence_datasets=("mnist",),
+        data_noise=(0.3,),
+        grad_noise=(1e-3,),
+        dp_sigmas=(1.0,),
+        baseline_seeds=(0,),
+        maml_iterations=1000,
+        maml_epoch=100,
+        maml_eval_tasks=200,
+        analysis_tasks=24,
+        sweep_lrs=(0.05, 0.1, 0.2, 0.4, 0.8),
+        sweep_steps=(1, 2, 3),
+    ),
     "paper": Profile(
-        name="paper", trials=100, validation=100, train_iterations=1000, stages=(300, 1000),
-        grid=tuple((w, s) for w in (3, 5, 7) for s in (1, 2, 3)), runtime_iterations=(50, 100, 200),
-        runtime_sizes=(3, 5, 10, 15, 20), runtime_trials=8, sensitivity_datasets=DATASETS,
-        extra_shapes=((10, 1), (3, 5)), curve_stages=(0, 100, 200, 300, 500, 700, 1000), fo_shapes=((3, 1), (5, 1)),
-        inner_lrs=(0.01, 0.03, 0.3, 1.0), inner_steps=(2, 5), defence_datasets=DATASETS,
+        name="paper",
+        trials=100,
+        validation=100,
+        train_iterations=1000,
+        stages=(300, 1000),
+        grid=tuple((w, s) for w in (3, 5, 7) for s in (1, 2, 3)),
+        runtime_iterations=(50, 100, 200),
+        runtime_sizes=(3, 5, 10, 15, 20),
+        runtime_trials=8,
+        sensitivity_datasets=DATASETS,
+        extra_shapes=((10, 1), (3, 5)),
+        curve_stages=(0, 100, 200, 300, 500, 700, 1000),
+        fo_shapes=((3, 1), (5, 1)),
+        inner_lrs=(0.01, 0.03, 0.3, 1.0),
+        inner_steps=(2, 5),
+        defence_datasets=DATASETS,
         data_noise=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
         grad_noise=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1),
-        dp_sigmas=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0), baseline_seeds=(0, 1, 2, 3, 4),
-        maml_iterations=10000, maml_epoch=500, maml_eval_tasks=1000, analysis_tasks=200,
-        sweep_lrs=(0.01, 0.05, 0.1, 0.2, 0.4, 0.8), sweep_steps=(1, 2, 3, 5)),
+        dp_sigmas=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+        baseline_seeds=(0, 1, 2, 3, 4),
+        maml_iterations=10000,
+        maml_epoch=500,
+        maml_eval_tasks=1000,
+        analysis_tasks=200,
+        sweep_lrs=(0.01, 0.05, 0.1, 0.2, 0.4, 0.8),
+        sweep_steps=(1, 2, 3, 5),
+    ),
 }
 
 
@@ -125,44 +163,81 @@ def profile(name: str) -> Profile:
     return PROFILE_SETTINGS[checks.choice("profile", name, PROFILES)]
 
 
-def membership(p: Profile, dataset: str, target: str, ways: int, shots: int, stages: Sequence[int] | None = None,
-               **extra) -> MembershipCell:
+def membership(
+    p: Profile, dataset: str, target: str, ways: int, shots: int, stages: Sequence[int] | None = None, **extra
+) -> MembershipCell:
     """A membership cell of profile ``p`` with the default attack of ``target``; the
     support attack chooses among ``p.stages`` unless ``stages`` is given, the query attack
     runs on the untrained network. ``extra``: other :class:`MembershipCell` fields."""
     if stages is None:
         stages = p.stages if target == "support" else (0,)
-    fields = dict(dataset=dataset, target=target, ways=ways, shots=shots, trials=p.trials, validation=p.validation,
-                  seed=0, maml=MAMLConfig(INNER_LR, 1, False), train_iterations=p.train_iterations,
-                  stages=tuple(stages), attack=attack_for(target).defaults)
+    fields = dict(
+        dataset=dataset,
+        target=target,
+        ways=ways,
+        shots=shots,
+        trials=p.trials,
+        validation=p.validation,
+        seed=0,
+        maml=MAMLConfig(INNER_LR, 1, False),
+        train_iterations=p.train_iterations,
+        stages=tuple(stages),
+        attack=attack_for(target).defaults,
+    )
     return MembershipCell(**{**fields, **extra})
 
 
 def _sized(p: Profile, trials: int | None, validation: int | None, train_iterations: int | None) -> Profile:
     """``p`` with the trial counts and training length a chapter asked for."""
-    return replace(p, trials=trials or p.trials, validation=validation or p.validation,
-                   train_iterations=train_iterations or p.train_iterations)
+    return replace(
+        p,
+        trials=trials or p.trials,
+        validation=validation or p.validation,
+        train_iterations=train_iterations or p.train_iterations,
+    )
 
 
-def tables_1_2(name: str, datasets: Sequence[str] | None = None, grid: Sequence[tuple[int, int]] | None = None,
-               trials: int | None = None, validation: int | None = None) -> Experiment:
+def tables_1_2(
+    name: str,
+    datasets: Sequence[str] | None = None,
+    grid: Sequence[tuple[int, int]] | None = None,
+    trials: int | None = None,
+    validation: int | None = None,
+) -> Experiment:
     p = _sized(profile(name), trials, validation, None)
     cells = [membership(p, d, t, w, s) for d in (datasets or DATASETS) for w, s in (grid or p.grid) for t in TARGETS]
     return Experiment("tables-1-2", tuple(cells))
 
 
-def ways_shots(name: str, datasets: Sequence[str] | None = None, shapes: Sequence[tuple[int, int]] | None = None,
-               trials: int | None = None, validation: int | None = None) -> Experiment:
+def ways_shots(
+    name: str,
+    datasets: Sequence[str] | None = None,
+    shapes: Sequence[tuple[int, int]] | None = None,
+    trials: int | None = None,
+    validation: int | None = None,
+) -> Experiment:
     """Figures 5-6: the task shapes beyond Tables I-II's grid (10-way 1-shot, 3-way 5-shot)."""
     p = _sized(profile(name), trials, validation, None)
-    cells = [membership(p, d, t, w, s) for d in (datasets or p.sensitivity_datasets)
-             for w, s in (shapes or p.extra_shapes) for t in TARGETS]
+    cells = [
+        membership(p, d, t, w, s)
+        for d in (datasets or p.sensitivity_datasets)
+        for w, s in (shapes or p.extra_shapes)
+        for t in TARGETS
+    ]
     return Experiment("ways-shots", tuple(cells))
 
 
-def training_stages(name: str, datasets: Sequence[str] | None = None, ways: int = 3, shots: int = 1,
-                    stages: Sequence[int] | None = None, trials: int | None = None, validation: int | None = None,
-                    train_iterations: int | None = None, lrs: Sequence[float] = STAGE_TUNED_LRS) -> Experiment:
+def training_stages(
+    name: str,
+    datasets: Sequence[str] | None = None,
+    ways: int = 3,
+    shots: int = 1,
+    stages: Sequence[int] | None = None,
+    trials: int | None = None,
+    validation: int | None = None,
+    train_iterations: int | None = None,
+    lrs: Sequence[float] = STAGE_TUNED_LRS,
+) -> Experiment:
     """Figures 7-8 (and their strict-game twins): each attack at each training stage of
     ``ways``-way ``shots``-shot meta-training, the attack's learning rate chosen among
     ``lrs`` per stage on validation trials."""
@@ -171,37 +246,75 @@ def training_stages(name: str, datasets: Sequence[str] | None = None, ways: int 
         stages = p.curve_stages  # the profile's training length reaches its last stage
     elif train_iterations is None:
         p = replace(p, train_iterations=max(1, *stages))  # one run, as long as the last stage
-    cells = [membership(p, d, t, ways, shots, stages=(st,), learning=True,
-                        attacks=tuple(replace(attack_for(t).defaults, lr=lr) for lr in lrs))
-             for d in (datasets or p.sensitivity_datasets) for t in TARGETS for st in stages]
+    cells = [
+        membership(
+            p,
+            d,
+            t,
+            ways,
+            shots,
+            stages=(st,),
+            learning=True,
+            attacks=tuple(replace(attack_for(t).defaults, lr=lr) for lr in lrs),
+        )
+        for d in (datasets or p.sensitivity_datasets)
+        for t in TARGETS
+        for st in stages
+    ]
     return Experiment("training-stages", tuple(cells))
 
 
-def first_order(name: str, datasets: Sequence[str] | None = None, shapes: Sequence[tuple[int, int]] | None = None,
-                trials: int | None = None, validation: int | None = None) -> Experiment:
+def first_order(
+    name: str,
+    datasets: Sequence[str] | None = None,
+    shapes: Sequence[tuple[int, int]] | None = None,
+    trials: int | None = None,
+    validation: int | None = None,
+) -> Experiment:
     """Both attacks against first-order MAML (paper eq. 7); the second-order twins are
     the Tables I-II cells of the same shape."""
     p = _sized(profile(name), trials, validation, None)
-    cells = [membership(p, d, t, w, s, maml=MAMLConfig(INNER_LR, 1, True)) for d in (datasets or DATASETS)
-             for w, s in (shapes or p.fo_shapes) for t in TARGETS]
+    cells = [
+        membership(p, d, t, w, s, maml=MAMLConfig(INNER_LR, 1, True))
+        for d in (datasets or DATASETS)
+        for w, s in (shapes or p.fo_shapes)
+        for t in TARGETS
+    ]
     return Experiment("first-order", tuple(cells))
 
 
-def inner_loop(name: str, dataset: str = "mnist", ways: int = 3, shots: int = 1,
-               inner_lrs: Sequence[float] | None = None, inner_steps: Sequence[int] | None = None,
-               trials: int | None = None, validation: int | None = None) -> Experiment:
+def inner_loop(
+    name: str,
+    dataset: str = "mnist",
+    ways: int = 3,
+    shots: int = 1,
+    inner_lrs: Sequence[float] | None = None,
+    inner_steps: Sequence[int] | None = None,
+    trials: int | None = None,
+    validation: int | None = None,
+) -> Experiment:
     """Leakage against the inner learning rate and the number of inner steps (inner rate
     :data:`INNER_LR` with one step is the Tables I-II cell)."""
     p = _sized(profile(name), trials, validation, None)
-    cells = [membership(p, dataset, t, ways, shots, maml=MAMLConfig(lr, 1, False))
-             for lr in (inner_lrs or p.inner_lrs) for t in TARGETS]
-    cells += [membership(p, dataset, t, ways, shots, maml=MAMLConfig(INNER_LR, k, False))
-              for k in (inner_steps or p.inner_steps) for t in TARGETS]
+    cells = [
+        membership(p, dataset, t, ways, shots, maml=MAMLConfig(lr, 1, False))
+        for lr in (inner_lrs or p.inner_lrs)
+        for t in TARGETS
+    ]
+    cells += [
+        membership(p, dataset, t, ways, shots, maml=MAMLConfig(INNER_LR, k, False))
+        for k in (inner_steps or p.inner_steps)
+        for t in TARGETS
+    ]
     return Experiment("inner-loop", tuple(cells))
 
 
-def defences(p: Profile, data_noise: Sequence[float] | None = None, grad_noise: Sequence[float] | None = None,
-             dp_sigmas: Sequence[float] | None = None) -> list[Defence]:
+def defences(
+    p: Profile,
+    data_noise: Sequence[float] | None = None,
+    grad_noise: Sequence[float] | None = None,
+    dp_sigmas: Sequence[float] | None = None,
+) -> list[Defence]:
     """Every defence level: the paper's noise at each of :data:`~mamlpriv.defenses.LOCATIONS`
     (image noise at the data locations, gradient noise at the others), then the
     Gaussian mechanism at each noise multiplier."""
@@ -216,34 +329,52 @@ def _attack_stage(target: str) -> tuple[int]:
     return (0,) if target == "query" else (DEFENCE_STAGE,)
 
 
-def defence_attacks(name: str, datasets: Sequence[str] | None = None, data_noise: Sequence[float] | None = None,
-                    grad_noise: Sequence[float] | None = None, dp_sigmas: Sequence[float] | None = None,
-                    trials: int | None = None, validation: int | None = None) -> Experiment:
+def defence_attacks(
+    name: str,
+    datasets: Sequence[str] | None = None,
+    data_noise: Sequence[float] | None = None,
+    grad_noise: Sequence[float] | None = None,
+    dp_sigmas: Sequence[float] | None = None,
+    trials: int | None = None,
+    validation: int | None = None,
+) -> Experiment:
     """Figures 9-12 and the Gaussian mechanism, attack side: each attack (paper's game,
     3-way 1-shot) against task gradients perturbed by each defence."""
     p = _sized(profile(name), trials, validation, None)
-    cells = [membership(p, d, t, 3, 1, stages=_attack_stage(t), games=("paper",), noise=spec)
-             for d in (datasets or p.defence_datasets) for spec in defences(p, data_noise, grad_noise, dp_sigmas)
-             for t in TARGETS]
+    cells = [
+        membership(p, d, t, 3, 1, stages=_attack_stage(t), games=("paper",), noise=spec)
+        for d in (datasets or p.defence_datasets)
+        for spec in defences(p, data_noise, grad_noise, dp_sigmas)
+        for t in TARGETS
+    ]
     return Experiment("defence-attacks", tuple(cells))
 
 
-def game_control(name: str, datasets: Sequence[str] | None = None, trials: int | None = None,
-                 validation: int | None = None) -> Experiment:
+def game_control(
+    name: str, datasets: Sequence[str] | None = None, trials: int | None = None, validation: int | None = None
+) -> Experiment:
     """What each game gives away without the gradient: both attacks (the defences'
     setting, both games) against task gradients drowned in validation-gradient noise of
     std :data:`CONTROL_NOISE`. Any accuracy above 0.5 here comes from what the attacker
     knows besides the gradient (labels, query set, the target itself), not from it."""
     p = _sized(profile(name), trials, validation, None)
     spec = RawNoise("validation_grad", CONTROL_NOISE)
-    cells = [membership(p, d, t, 3, 1, stages=_attack_stage(t), noise=spec)
-             for d in (datasets or p.defence_datasets) for t in TARGETS]
+    cells = [
+        membership(p, d, t, 3, 1, stages=_attack_stage(t), noise=spec)
+        for d in (datasets or p.defence_datasets)
+        for t in TARGETS
+    ]
     return Experiment("game-control", tuple(cells))
 
 
-def defence_learning(name: str, datasets: Sequence[str] | None = None, data_noise: Sequence[float] | None = None,
-                     grad_noise: Sequence[float] | None = None, dp_sigmas: Sequence[float] | None = None,
-                     baseline_seeds: Sequence[int] | None = None) -> Experiment:
+def defence_learning(
+    name: str,
+    datasets: Sequence[str] | None = None,
+    data_noise: Sequence[float] | None = None,
+    grad_noise: Sequence[float] | None = None,
+    dp_sigmas: Sequence[float] | None = None,
+    baseline_seeds: Sequence[int] | None = None,
+) -> Experiment:
     """Figures 9-12 and the Gaussian mechanism, learning side: meta-training under each
     defence, and without one (the baseline) from ``baseline_seeds``: runs of the same
     configuration differ by a few points of meta-test accuracy from seed to seed, so the
@@ -259,18 +390,29 @@ def defence_learning(name: str, datasets: Sequence[str] | None = None, data_nois
     return Experiment("defence-learning", tuple(cells))
 
 
-def tables_3_4(name: str, iterations: Sequence[int] | None = None, sizes: Sequence[int] | None = None,
-               trials: int | None = None) -> Experiment:
+def tables_3_4(
+    name: str, iterations: Sequence[int] | None = None, sizes: Sequence[int] | None = None, trials: int | None = None
+) -> Experiment:
     p = profile(name)
-    cells = tuple(RuntimeCell(t, it, n, trials or p.runtime_trials, INNER_LR) for t in TARGETS
-                  for it in (iterations or p.runtime_iterations) for n in (sizes or p.runtime_sizes))
+    cells = tuple(
+        RuntimeCell(t, it, n, trials or p.runtime_trials, INNER_LR)
+        for t in TARGETS
+        for it in (iterations or p.runtime_iterations)
+        for n in (sizes or p.runtime_sizes)
+    )
     return Experiment("tables-3-4", cells, parallel=False)
 
 
 EXPERIMENTS: dict[str, Callable[..., Experiment]] = {
-    "tables-1-2": tables_1_2, "tables-3-4": tables_3_4, "ways-shots": ways_shots, "training-stages": training_stages,
-    "first-order": first_order, "inner-loop": inner_loop, "defence-attacks": defence_attacks,
-    "defence-learning": defence_learning, "game-control": game_control,
+    "tables-1-2": tables_1_2,
+    "tables-3-4": tables_3_4,
+    "ways-shots": ways_shots,
+    "training-stages": training_stages,
+    "first-order": first_order,
+    "inner-loop": inner_loop,
+    "defence-attacks": defence_attacks,
+    "defence-learning": defence_learning,
+    "game-control": game_control,
 }
 
 
@@ -282,4 +424,3 @@ def experiment(name: str, profile_name: str, **knobs) -> Experiment:
 def experiments(profile_name: str) -> list[Experiment]:
     """Every experiment of ``profile_name``, in the order the book presents them."""
     return [fn(profile_name) for fn in EXPERIMENTS.values()]
-

@@ -56,14 +56,35 @@ def _check_keys(kind: str, config: dict, required: tuple[str, ...], optional: tu
         raise ValueError(f"{kind} config: missing keys {missing}, unknown keys {unknown}")
 
 
-def _train(dataset: str, ways: int, shots: int, net: NetConfig, maml: MAMLConfig, seed: int, iterations: int,
-           eval_tasks: int, noise: TaskNoise | None = None, meta_batch: int = META_BATCH):
+def _train(
+    dataset: str,
+    ways: int,
+    shots: int,
+    net: NetConfig,
+    maml: MAMLConfig,
+    seed: int,
+    iterations: int,
+    eval_tasks: int,
+    noise: TaskNoise | None = None,
+    meta_batch: int = META_BATCH,
+):
     """Meta-train (cached in :func:`runs_dir`) and return the run's ``TrainResult``."""
     from .training import TrainConfig, meta_train, run_folder
 
-    tc = TrainConfig(dataset=dataset, ways=ways, shots=shots, net=net, maml=maml, seed=seed, iterations=iterations,
-                     meta_batch=meta_batch, epoch_iterations=EPOCH_ITERATIONS, eval_tasks=eval_tasks,
-                     **({"noise": noise} if noise is not None else {}))
+    extra: dict[str, Any] = {"noise": noise} if noise is not None else {}
+    tc = TrainConfig(
+        dataset=dataset,
+        ways=ways,
+        shots=shots,
+        net=net,
+        maml=maml,
+        seed=seed,
+        iterations=iterations,
+        meta_batch=meta_batch,
+        epoch_iterations=EPOCH_ITERATIONS,
+        eval_tasks=eval_tasks,
+        **extra,
+    )
     return meta_train(tc, out_dir=run_folder(runs_dir(), tc), progress=False)
 
 
@@ -99,10 +120,28 @@ class MembershipCell:
     net: NetConfig = ATTACK_NET
 
     kind: ClassVar[str] = "membership"
-    _REQUIRED: ClassVar[tuple[str, ...]] = ("dataset", "target", "ways", "shots", "trials", "validation", "seed",
-                                            "inner_lr", "train_iterations", "stages", "attack")
-    _OPTIONAL: ClassVar[tuple[str, ...]] = ("attacks", "learning", "first_order", "inner_steps", "games", "noise",
-                                            "net")
+    _REQUIRED: ClassVar[tuple[str, ...]] = (
+        "dataset",
+        "target",
+        "ways",
+        "shots",
+        "trials",
+        "validation",
+        "seed",
+        "inner_lr",
+        "train_iterations",
+        "stages",
+        "attack",
+    )
+    _OPTIONAL: ClassVar[tuple[str, ...]] = (
+        "attacks",
+        "learning",
+        "first_order",
+        "inner_steps",
+        "games",
+        "noise",
+        "net",
+    )
 
     def __post_init__(self) -> None:
         checks.choice("dataset", self.dataset, DATASETS)
@@ -118,8 +157,10 @@ class MembershipCell:
         for st in self.stages:
             checks.integer("stages", st, 0, self.train_iterations)
             if st % EPOCH_ITERATIONS and st != self.train_iterations:
-                raise ValueError(f"stages must be multiples of {EPOCH_ITERATIONS} or train_iterations="
-                                 f"{self.train_iterations} (the snapshots meta-training keeps), got {st}")
+                raise ValueError(
+                    f"stages must be multiples of {EPOCH_ITERATIONS} or train_iterations="
+                    f"{self.train_iterations} (the snapshots meta-training keeps), got {st}"
+                )
         if not self.games or len(set(self.games)) != len(self.games):
             raise ValueError(f"games must be distinct names from {GAMES}, got {self.games!r}")
         for g in self.games:
@@ -136,10 +177,19 @@ class MembershipCell:
         return (self.dataset, self.target, self.ways, self.shots)
 
     def to_config(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"dataset": self.dataset, "target": self.target, "ways": self.ways, "shots": self.shots,
-                             "trials": self.trials, "validation": self.validation, "seed": self.seed,
-                             "inner_lr": self.maml.inner_lr, "train_iterations": self.train_iterations,
-                             "stages": list(self.stages), "attack": asdict(self.attack)}
+        d: dict[str, Any] = {
+            "dataset": self.dataset,
+            "target": self.target,
+            "ways": self.ways,
+            "shots": self.shots,
+            "trials": self.trials,
+            "validation": self.validation,
+            "seed": self.seed,
+            "inner_lr": self.maml.inner_lr,
+            "train_iterations": self.train_iterations,
+            "stages": list(self.stages),
+            "attack": asdict(self.attack),
+        }
         if self.attacks:
             d["attacks"] = [asdict(a) for a in self.attacks]
         if self.learning:
@@ -159,13 +209,24 @@ class MembershipCell:
     @classmethod
     def from_config(cls, c: dict) -> MembershipCell:
         _check_keys("membership cell", c, cls._REQUIRED, cls._OPTIONAL)
-        return cls(dataset=c["dataset"], target=c["target"], ways=c["ways"], shots=c["shots"], trials=c["trials"],
-                   validation=c["validation"], seed=c["seed"],
-                   maml=MAMLConfig(c["inner_lr"], c.get("inner_steps", 1), c.get("first_order", False)),
-                   train_iterations=c["train_iterations"], stages=tuple(c["stages"]), attack=AttackConfig(**c["attack"]),
-                   attacks=tuple(AttackConfig(**a) for a in c.get("attacks", ())), learning=c.get("learning", False),
-                   games=tuple(c.get("games", GAMES)), noise=defence_from_json(c.get("noise")),
-                   net=NetConfig(**c["net"]) if "net" in c else ATTACK_NET)
+        return cls(
+            dataset=c["dataset"],
+            target=c["target"],
+            ways=c["ways"],
+            shots=c["shots"],
+            trials=c["trials"],
+            validation=c["validation"],
+            seed=c["seed"],
+            maml=MAMLConfig(c["inner_lr"], c.get("inner_steps", 1), c.get("first_order", False)),
+            train_iterations=c["train_iterations"],
+            stages=tuple(c["stages"]),
+            attack=AttackConfig(**c["attack"]),
+            attacks=tuple(AttackConfig(**a) for a in c.get("attacks", ())),
+            learning=c.get("learning", False),
+            games=tuple(c.get("games", GAMES)),
+            noise=defence_from_json(c.get("noise")),
+            net=NetConfig(**c["net"]) if "net" in c else ATTACK_NET,
+        )
 
     def snapshots(self) -> tuple[dict[int, Params], list[dict]]:
         """The attacked models ``({stage: params}, training history)``: stage 0 alone
@@ -173,8 +234,9 @@ class MembershipCell:
         meta-trained for ``train_iterations`` (cached), at each of ``stages``."""
         if max(self.stages) == 0 and not self.learning:
             return {0: init_params(self.net.build(self.ways), seed=self.seed)}, []
-        res = _train(self.dataset, self.ways, self.shots, self.net, self.maml, self.seed, self.train_iterations,
-                     eval_tasks=100)
+        res = _train(
+            self.dataset, self.ways, self.shots, self.net, self.maml, self.seed, self.train_iterations, eval_tasks=100
+        )
         return {st: res.snapshots[st] for st in self.stages}, res.history
 
     def compute(self) -> dict:
@@ -249,9 +311,15 @@ class LearningCell:
         checks.integer("train_iterations", self.train_iterations, 1)
 
     def to_config(self) -> dict[str, Any]:
-        d = {"dataset": self.dataset, "ways": self.ways, "shots": self.shots, "seed": self.seed,
-             "inner_lr": self.maml.inner_lr, "train_iterations": self.train_iterations,
-             "noise": self.noise.to_json() if self.noise is not None else None}
+        d = {
+            "dataset": self.dataset,
+            "ways": self.ways,
+            "shots": self.shots,
+            "seed": self.seed,
+            "inner_lr": self.maml.inner_lr,
+            "train_iterations": self.train_iterations,
+            "noise": self.noise.to_json() if self.noise is not None else None,
+        }
         if self.maml != MAMLConfig(self.maml.inner_lr):
             d.update(inner_steps=self.maml.inner_steps, first_order=self.maml.first_order)
         if self.net != ATTACK_NET:
@@ -260,24 +328,51 @@ class LearningCell:
 
     @classmethod
     def from_config(cls, c: dict) -> LearningCell:
-        _check_keys("learning cell", c, ("dataset", "ways", "shots", "seed", "inner_lr", "train_iterations", "noise"),
-                    ("inner_steps", "first_order", "net"))
-        return cls(dataset=c["dataset"], ways=c["ways"], shots=c["shots"], seed=c["seed"],
-                   maml=MAMLConfig(c["inner_lr"], c.get("inner_steps", 1), c.get("first_order", False)),
-                   train_iterations=c["train_iterations"], noise=defence_from_json(c["noise"]),
-                   net=NetConfig(**c["net"]) if "net" in c else ATTACK_NET)
+        _check_keys(
+            "learning cell",
+            c,
+            ("dataset", "ways", "shots", "seed", "inner_lr", "train_iterations", "noise"),
+            ("inner_steps", "first_order", "net"),
+        )
+        return cls(
+            dataset=c["dataset"],
+            ways=c["ways"],
+            shots=c["shots"],
+            seed=c["seed"],
+            maml=MAMLConfig(c["inner_lr"], c.get("inner_steps", 1), c.get("first_order", False)),
+            train_iterations=c["train_iterations"],
+            noise=defence_from_json(c["noise"]),
+            net=NetConfig(**c["net"]) if "net" in c else ATTACK_NET,
+        )
 
     def compute(self) -> dict:
-        res = _train(self.dataset, self.ways, self.shots, self.net, self.maml, self.seed, self.train_iterations,
-                     eval_tasks=200, noise=self.noise.task_noise() if self.noise is not None else None)
-        out: dict[str, Any] = {"test_acc": res.history[-1]["test_acc"], "test_ci95": res.history[-1]["test_ci95"],
-                               "history": res.history}
+        res = _train(
+            self.dataset,
+            self.ways,
+            self.shots,
+            self.net,
+            self.maml,
+            self.seed,
+            self.train_iterations,
+            eval_tasks=200,
+            noise=self.noise.task_noise() if self.noise is not None else None,
+        )
+        out: dict[str, Any] = {
+            "test_acc": res.history[-1]["test_acc"],
+            "test_ci95": res.history[-1]["test_ci95"],
+            "history": res.history,
+        }
         spec = self.noise.to_json() if self.noise is not None else {}
         if "noise_multiplier" in spec:
             q = META_BATCH / DP_POPULATION
             out["epsilon"] = epsilon(spec["noise_multiplier"], q, self.train_iterations, DP_DELTA)
-            out["accounting"] = {"sample_rate": q, "steps": self.train_iterations, "delta": DP_DELTA,
-                                 "population": DP_POPULATION, "accountant": "opacus RDP"}
+            out["accounting"] = {
+                "sample_rate": q,
+                "steps": self.train_iterations,
+                "delta": DP_DELTA,
+                "population": DP_POPULATION,
+                "accountant": "opacus RDP",
+            }
         return out
 
 
@@ -355,5 +450,16 @@ def shape_key(config: dict) -> tuple[str, str, int, int]:
     return MembershipCell.from_config(config).shape
 
 
-__all__ = ["Cell", "LearningCell", "MembershipCell", "RuntimeCell", "from_config", "shape_key", "runs_dir",
-           "DATASETS", "GAMES", "KINDS", "RUNTIME_SHAPES"]
+__all__ = [
+    "Cell",
+    "LearningCell",
+    "MembershipCell",
+    "RuntimeCell",
+    "from_config",
+    "shape_key",
+    "runs_dir",
+    "DATASETS",
+    "GAMES",
+    "KINDS",
+    "RUNTIME_SHAPES",
+]

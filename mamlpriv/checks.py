@@ -24,8 +24,15 @@ def integer(name: str, value: Any, lo: int | None = None, hi: int | None = None)
     return v
 
 
-def real(name: str, value: Any, lo: float | None = None, hi: float | None = None, *,
-         lo_open: bool = False, hi_open: bool = False) -> float:
+def real(
+    name: str,
+    value: Any,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
     """``value`` as a finite ``float`` in the interval given (open ends where said)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")

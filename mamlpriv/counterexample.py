@@ -227,9 +227,7 @@ def maml_gradient_autograd(w: torch.Tensor, alpha: float, support: DataSet, quer
 # --------------------------------------------------------------------------- Proposition 3.1
 
 
-def invertibility_condition(
-    w: torch.Tensor, alpha: float, m_support: DataSet, tol: float = 1e-9
-) -> tuple[bool, float]:
+def invertibility_condition(w: torch.Tensor, alpha: float, m_support: DataSet, tol: float = 1e-9) -> tuple[bool, float]:
     """First condition of Proposition 3.1: is ``A = I - alpha * H(w; M_s)`` invertible?
 
     Returns ``(|det A| > tol, det A)``. (The paper states it for ``I + H``.)
@@ -304,7 +302,11 @@ def _build(g: torch.Tensor, w: torch.Tensor, alpha: float, m_support: DataSet) -
     invertible, det = invertibility_condition(w, alpha, m_support)
     if not invertible:
         return AlternativeTask(
-            m_support, None, theta, torch.full((2,), float("nan"), dtype=DT), False,
+            m_support,
+            None,
+            theta,
+            torch.full((2,), float("nan"), dtype=DT),
+            False,
             f"A = I - alpha*H(w; M_s) is singular (det = {det:.3g}); g' = A^-1 g does not exist",
             "singular",
         )
@@ -316,7 +318,11 @@ def _build(g: torch.Tensor, w: torch.Tensor, alpha: float, m_support: DataSet) -
             else ""
         )
         return AlternativeTask(
-            m_support, None, theta, g_prime, False,
+            m_support,
+            None,
+            theta,
+            g_prime,
+            False,
             f"g' = A^-1 g = [{g_prime[0]:.3g}, {g_prime[1]:.3g}] has a zero entry{why}; "
             "the one-sample query set cannot be read off",
             "zero-entry",
@@ -326,7 +332,11 @@ def _build(g: torch.Tensor, w: torch.Tensor, alpha: float, m_support: DataSet) -
     z_q = theta[0] * x_q + theta[1]
     if not bool(z_q > 0):
         return AlternativeTask(
-            m_support, None, theta, g_prime, False,
+            m_support,
+            None,
+            theta,
+            g_prime,
+            False,
             f"the reconstructed query sample x_q = {x_q:.3g} is inactive at the adapted "
             f"parameters (a' x_q + b' = {z_q:.3g} <= 0), so it would give a zero gradient",
             "inactive-query",
@@ -389,8 +399,13 @@ def alternative_task_family(
         task = _build(g, w, alpha, m_support)
         if _same_set(support, m_support):
             task = AlternativeTask(
-                m_support, None, task.theta, task.g_prime, False,
-                "candidate equals the task's own support set D_s", "same-support",
+                m_support,
+                None,
+                task.theta,
+                task.g_prime,
+                False,
+                "candidate equals the task's own support set D_s",
+                "same-support",
             )
         out.append(task)
     return out

@@ -66,16 +66,19 @@ class ImageDataset:
     def __post_init__(self) -> None:
         check_images("images", self.images)
         if self.images.dim() != 4 or self.images.shape[0] == 0:
-            raise ValueError(f"images must have shape (N, channels, height, width) with N >= 1, "
-                             f"got shape {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must have shape (N, channels, height, width) with N >= 1, got shape {tuple(self.images.shape)}"
+            )
         lab = self.labels
         if not isinstance(lab, torch.Tensor):
             raise TypeError(f"labels must be a torch.Tensor of integer class numbers, got {type(lab).__name__}")
         if lab.dtype == torch.bool or lab.is_floating_point() or lab.is_complex():
             raise TypeError(f"labels must be an integer tensor (class numbers), got dtype {lab.dtype}")
         if lab.dim() != 1 or lab.numel() != self.images.shape[0]:
-            raise ValueError(f"labels must have shape (N,) with N = {self.images.shape[0]} (one per image), "
-                             f"got shape {tuple(lab.shape)}")
+            raise ValueError(
+                f"labels must have shape (N,) with N = {self.images.shape[0]} (one per image), "
+                f"got shape {tuple(lab.shape)}"
+            )
         low = int(lab.min())
         if low < 0:
             raise ValueError(f"labels must be class numbers >= 0, got {low}")
@@ -102,20 +105,24 @@ def check_images(name: str, x: torch.Tensor) -> torch.Tensor:
         hint = " (divide 8-bit pixels by 255)" if x.dtype == torch.uint8 else ""
         raise TypeError(f"{name} must be a floating tensor with values in [0, 1], got dtype {x.dtype}{hint}")
     if x.dim() < 4:
-        raise ValueError(f"{name} must have shape (..., channels, height, width) with at least 4 dimensions "
-                         f"(e.g. (N, 1, 28, 28)), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must have shape (..., channels, height, width) with at least 4 dimensions "
+            f"(e.g. (N, 1, 28, 28)), got shape {tuple(x.shape)}"
+        )
     if x.numel() == 0:
         return x
     with torch.no_grad():
-        lo, hi = torch.aminmax(x.detach())  # NaN propagates: one pass finds NaN, inf and range
-        lo, hi = float(lo), float(hi)
+        lo_t, hi_t = torch.aminmax(x.detach())  # NaN propagates: one pass finds NaN, inf and range
+        lo, hi = float(lo_t), float(hi_t)
         if lo >= 0.0 and hi <= 1.0:
             return x
         bad = ~torch.isfinite(x.detach())
         if bool(bad.any()):
             n_nan = int(torch.isnan(x.detach()).sum())
-            raise ValueError(f"{name} must be finite with values in [0, 1], got {n_nan} NaN and "
-                             f"{int(bad.sum()) - n_nan} infinite values")
+            raise ValueError(
+                f"{name} must be finite with values in [0, 1], got {n_nan} NaN and "
+                f"{int(bad.sum()) - n_nan} infinite values"
+            )
     hint = " (pixels in 0..255: divide by 255)" if hi > 1.0 and hi <= 255.0 and lo >= 0.0 else ""
     raise ValueError(f"{name} must have values in [0, 1], got values in [{lo:g}, {hi:g}]{hint}")
 
@@ -196,15 +203,21 @@ def _read_idx(path: Path, magic: int, dims: int) -> tuple[bytearray, list[int]]:
         raise _corrupt(path, f"the file holds {len(data)} bytes, less than its {head}-byte IDX header")
     found = int.from_bytes(data[0:4], "big")
     if found != magic:
-        raise _corrupt(path, f"magic number 0x{found:08x}, expected 0x{magic:08x} (IDX of unsigned bytes "
-                             f"with {dims} dimension{'s' if dims > 1 else ''})")
-    shape = [int.from_bytes(data[4 * (i + 1): 4 * (i + 2)], "big") for i in range(dims)]
+        raise _corrupt(
+            path,
+            f"magic number 0x{found:08x}, expected 0x{magic:08x} (IDX of unsigned bytes "
+            f"with {dims} dimension{'s' if dims > 1 else ''})",
+        )
+    shape = [int.from_bytes(data[4 * (i + 1) : 4 * (i + 2)], "big") for i in range(dims)]
     n_items = 1
     for d in shape:
         n_items *= d
     if len(data) != head + n_items:
-        raise _corrupt(path, f"the file holds {len(data)} bytes, but its header {tuple(shape)} needs "
-                             f"{head + n_items} (truncated or padded)")
+        raise _corrupt(
+            path,
+            f"the file holds {len(data)} bytes, but its header {tuple(shape)} needs "
+            f"{head + n_items} (truncated or padded)",
+        )
     return data, shape
 
 
@@ -212,14 +225,14 @@ def _read_idx_pair(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, 
     """Images ``(N, 28, 28)`` uint8 and labels ``(N,)`` int64 from a pair of IDX files."""
     img, shape = _read_idx(images_path, _IMAGES_MAGIC, 3)
     if shape[1:] != [IMAGE_SIZE, IMAGE_SIZE]:
-        raise _corrupt(images_path, f"its header says images of {shape[1]}x{shape[2]} pixels, "
-                                    f"expected {IMAGE_SIZE}x{IMAGE_SIZE}")
+        raise _corrupt(
+            images_path, f"its header says images of {shape[1]}x{shape[2]} pixels, expected {IMAGE_SIZE}x{IMAGE_SIZE}"
+        )
     if shape[0] == 0:
         raise _corrupt(images_path, "its header says it holds 0 images")
     lab, (n_labels,) = _read_idx(labels_path, _LABELS_MAGIC, 1)
     if n_labels != shape[0]:
-        raise _corrupt(labels_path, f"it holds {n_labels} labels but {images_path.name} holds "
-                                    f"{shape[0]} images")
+        raise _corrupt(labels_path, f"it holds {n_labels} labels but {images_path.name} holds {shape[0]} images")
     data = torch.frombuffer(img, dtype=torch.uint8, offset=16).view(*shape)
     targets = torch.frombuffer(lab, dtype=torch.uint8, offset=8).long()
     _check_labels(targets, labels_path)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import checks
 from .maml import GaussianNoise, TaskNoise
@@ -40,7 +41,8 @@ def noise_at(location: str, std: float) -> TaskNoise:
     """Zero-mean Gaussian noise of standard deviation ``std`` at one of :data:`LOCATIONS`."""
     checks.choice("location", location, LOCATIONS)
     checks.real("std", std, lo=0.0)
-    return TaskNoise(**{location: GaussianNoise(0.0, float(std))})
+    parts: dict[str, Any] = {location: GaussianNoise(0.0, float(std))}
+    return TaskNoise(**parts)
 
 
 def gaussian_mechanism(clip: float, noise_multiplier: float) -> TaskNoise:
@@ -51,8 +53,9 @@ def gaussian_mechanism(clip: float, noise_multiplier: float) -> TaskNoise:
     return TaskNoise(validation_grad=GaussianNoise(0.0, noise_multiplier * clip), clip=float(clip))
 
 
-def epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float = 1e-5,
-            accountant: str = "rdp") -> float:
+def epsilon(
+    noise_multiplier: float, sample_rate: float, steps: int, delta: float = 1e-5, accountant: str = "rdp"
+) -> float:
     """The privacy budget epsilon at ``delta`` after ``steps`` sub-sampled Gaussian
     releases (Opacus' RDP or PRV accountant); ``inf`` without noise (``noise_multiplier
     = 0``). ``noise_multiplier`` must be finite: the accountant never sees ``inf`` or NaN."""
@@ -71,18 +74,27 @@ def epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: floa
     return float(acc.get_epsilon(delta))
 
 
-def confident_area(levels: Sequence[float], attack_accuracy: Sequence[float], learning_accuracy: Sequence[float],
-                   baseline_learning: float, attack_max: float = 0.6, learning_drop: float = 0.05) -> list[bool]:
+def confident_area(
+    levels: Sequence[float],
+    attack_accuracy: Sequence[float],
+    learning_accuracy: Sequence[float],
+    baseline_learning: float,
+    attack_max: float = 0.6,
+    learning_drop: float = 0.05,
+) -> list[bool]:
     """The paper's "confident noise area", computed: the levels at which the attack's
     accuracy is at most ``attack_max`` while the learning accuracy stays within
     ``learning_drop`` of the noise-free run ``baseline_learning``."""
     if not len(levels) == len(attack_accuracy) == len(learning_accuracy):
         raise ValueError("levels, attack_accuracy and learning_accuracy must have the same length")
-    return [a <= attack_max and lrn >= baseline_learning - learning_drop
-            for a, lrn in zip(attack_accuracy, learning_accuracy)]
+    return [
+        a <= attack_max and lrn >= baseline_learning - learning_drop
+        for a, lrn in zip(attack_accuracy, learning_accuracy)
+    ]
 
 
 # ----- a defence as a typed part of a cell's configuration ------------------------------
+
 
 @dataclass(frozen=True)
 class RawNoise:

@@ -164,8 +164,9 @@ def score_trials(
     draw = None
     if noise is not None and noise.active:
         ngen = torch.Generator().manual_seed(derive_seed(game.seed, Stream.GAME_NOISE))
-        draw = draw_noise(noise, p, batch.support_x.shape[1:], batch.query_x.shape[1:], maml.inner_steps, ngen,
-                          tasks=game.trials)
+        draw = draw_noise(
+            noise, p, batch.support_x.shape[1:], batch.query_x.shape[1:], maml.inner_steps, ngen, tasks=game.trials
+        )
     g, _, _ = task_gradients(f, p, batch, maml, draw)
     agen = torch.Generator().manual_seed(derive_seed(game.seed, Stream.GAME_ATTACK))
     res = spec.run(f, p, g, batch, trials.x0, trials.slots, maml, attack, agen)
@@ -182,8 +183,7 @@ def score_trials(
         }
         for t in range(game.trials)
     ]
-    return GameResult(game, records, res.scores, trials.members, trials.x0, res.reconstruction, trials.slots,
-                      res.loss)
+    return GameResult(game, records, res.scores, trials.members, trials.x0, res.reconstruction, trials.slots, res.loss)
 
 
 def play(
@@ -228,8 +228,11 @@ def evaluate_selected(
         raise ValueError("snapshots and attacks must each hold at least one candidate")
     val_game = game.validation(validation_trials)
     val_trials = draw_trials(dataset, val_game)  # drawn once: the same trials for every candidate
-    vals = {(st, a): score_trials(f, snapshots[st], val_trials, val_game, maml, attack, noise)
-            for st in sorted(snapshots) for a, attack in enumerate(attacks)}
+    vals = {
+        (st, a): score_trials(f, snapshots[st], val_trials, val_game, maml, attack, noise)
+        for st in sorted(snapshots)
+        for a, attack in enumerate(attacks)
+    }
     aucs = {k: roc_auc(v.scores, v.members) for k, v in vals.items()}
     stage, a = max(aucs, key=lambda k: (aucs[k], -k[0], -k[1]))
     chosen = vals[stage, a]
@@ -261,5 +264,8 @@ def evaluate_stages(
     attack = attack if attack is not None else attack_for(game.target).defaults
     r = evaluate_selected(f, snapshots, dataset, game, maml, [attack], validation_trials, noise)
     by_stage = {k.split("/")[0]: v for k, v in r["validation_auc"].items()}
-    return {"stage": r["stage"], "validation_auc_by_stage": by_stage,
-            **{k: r[k] for k in ("metrics", "validation", "records")}}
+    return {
+        "stage": r["stage"],
+        "validation_auc_by_stage": by_stage,
+        **{k: r[k] for k in ("metrics", "validation", "records")},
+    }

@@ -16,8 +16,10 @@ def mean_ci95(values: torch.Tensor | list[float]) -> tuple[float, float]:
     spread to estimate, and a half-width of 0 would claim certainty."""
     v = torch.as_tensor(values, dtype=torch.float64).flatten()
     if v.numel() < 2:
-        raise ValueError(f"mean_ci95 needs at least 2 values, got {v.numel()} (one value has no spread to "
-                         f"estimate; a 0.0 half-width would claim certainty)")
+        raise ValueError(
+            f"mean_ci95 needs at least 2 values, got {v.numel()} (one value has no spread to "
+            f"estimate; a 0.0 half-width would claim certainty)"
+        )
     _finite("values", v)
     return float(v.mean()), float(1.96 * v.std(unbiased=True) / math.sqrt(v.numel()))
 
@@ -42,8 +44,10 @@ def _finite(name: str, v: torch.Tensor) -> None:
     bad = ~torch.isfinite(v)
     if bool(bad.any()):
         first = int(torch.nonzero(bad)[0])
-        raise ValueError(f"{name} must be finite, got {int(bad.sum())} NaN or infinite value(s) "
-                         f"(first {float(v[first])} at index {first})")
+        raise ValueError(
+            f"{name} must be finite, got {int(bad.sum())} NaN or infinite value(s) "
+            f"(first {float(v[first])} at index {first})"
+        )
 
 
 def _as_arrays(scores, labels):
@@ -180,7 +184,9 @@ def auc_ci95(scores, labels, n_boot: int = 1000, seed: int = 0) -> tuple[float, 
     return float(lo), float(hi)
 
 
-def auc_diff_ci95(scores_a, labels_a, scores_b, labels_b, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+def auc_diff_ci95(
+    scores_a, labels_a, scores_b, labels_b, n_boot: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
     """AUC(a) - AUC(b) for two independent sets of trials, with its percentile 95%
     bootstrap interval: ``(difference, low, high)``."""
     sa, ya = _as_arrays(scores_a, labels_a)

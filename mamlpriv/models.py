@@ -67,8 +67,9 @@ class ConvNet(nn.Module):
         # four 2x2 max-pools need at least 16 pixels (28 -> 14 -> 7 -> 3 -> 1); strided convolutions any
         image_size = checks.integer("image_size", image_size, lo=16 if pool == "max" else 1)
         if norm == "group" and hidden % min(4, hidden):
-            raise ValueError(f"hidden must be a multiple of 4 (or below 4) with norm='group' "
-                             f"(GroupNorm with 4 groups), got {hidden}")
+            raise ValueError(
+                f"hidden must be a multiple of 4 (or below 4) with norm='group' (GroupNorm with 4 groups), got {hidden}"
+            )
         blocks: list[nn.Module] = []
         c_in = channels
         size = image_size
@@ -131,8 +132,9 @@ def init_params(model: nn.Module, seed: int = 0, dtype: torch.dtype = torch.floa
     torch.manual_seed(seed)
     try:
         for m in model.modules():
-            if hasattr(m, "reset_parameters") and m is not model:
-                m.reset_parameters()
+            reset = getattr(m, "reset_parameters", None)
+            if callable(reset) and m is not model:
+                reset()
     finally:
         torch.random.set_rng_state(gen_state)
     return {k: v.detach().clone().to(dtype) for k, v in model.named_parameters()}

@@ -42,7 +42,7 @@ def _defence(c: MembershipCell | LearningCell) -> tuple:
 
 
 # experiment -> the point of a typed cell
-POINT_KEYS: dict[str, Callable[[Cell], tuple]] = {
+POINT_KEYS: dict[str, Callable[[Any], tuple]] = {
     "tables-1-2": lambda c: _membership(c).shape,
     "tables-3-4": lambda c: (_runtime(c).target, _runtime(c).iterations, _runtime(c).size),
     "ways-shots": lambda c: _membership(c).shape,
@@ -83,8 +83,9 @@ def shown(
     if profile == "paper" and not knobs:
         records = run(paper, "paper", root, progress=False) if compute else load(paper, "paper", root, missing_ok=True)
         return [dict(r, shown="paper") for r in records]
-    stored = {point(experiment_name, r["config"]): dict(r, shown="paper")
-              for r in load(paper, "paper", root, missing_ok=True)}
+    stored = {
+        point(experiment_name, r["config"]): dict(r, shown="paper") for r in load(paper, "paper", root, missing_ok=True)
+    }
     need = Experiment(own.name, tuple(c for c in own.cells if key(c) not in stored), own.parallel)
     if not need.cells:
         computed: list[dict] = []
@@ -112,9 +113,15 @@ def parameters(namespace: Mapping[str, Any], names: Sequence[str]) -> dict[str, 
     :data:`~mamlpriv.runner.PROFILES`. Returns ``{name: value}``."""
     if isinstance(namespace, dict) and namespace.get(_CHECKED):
         return {k: namespace[k] for k in names}  # the cell runs again in an open notebook
-    unknown = sorted(k for k, v in namespace.items()
-                     if not k.startswith("_") and k not in names and k not in _IPYTHON_NAMES
-                     and not isinstance(v, ModuleType) and not callable(v))
+    unknown = sorted(
+        k
+        for k, v in namespace.items()
+        if not k.startswith("_")
+        and k not in names
+        and k not in _IPYTHON_NAMES
+        and not isinstance(v, ModuleType)
+        and not callable(v)
+    )
     if unknown:
         raise NameError(f"unknown parameter(s) {unknown}; this chapter takes {sorted(names)}")
     missing = [k for k in names if k not in namespace]
@@ -149,10 +156,16 @@ def grid_knobs(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def shape_records(profile: str, root: str | os.PathLike = "results", compute: bool = True,
-                  datasets: Sequence[str] | None = None, fig5_ways: Sequence[int] | None = None,
-                  fig6_shots: Sequence[int] | None = None, trials: int | None = None,
-                  validation: int | None = None) -> list[dict]:
+def shape_records(
+    profile: str,
+    root: str | os.PathLike = "results",
+    compute: bool = True,
+    datasets: Sequence[str] | None = None,
+    fig5_ways: Sequence[int] | None = None,
+    fig6_shots: Sequence[int] | None = None,
+    trials: int | None = None,
+    validation: int | None = None,
+) -> list[dict]:
     """The records of Figures 5-6: one shot at each of ``fig5_ways`` and three ways at
     each of ``fig6_shots`` (None: the paper's). Shapes of Tables I-II's grid come from
     ``tables-1-2``, the others from ``ways-shots``; without knobs, every stored point."""

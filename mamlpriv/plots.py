@@ -8,7 +8,9 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
 
-def learning_curves(histories: Mapping[str, Sequence[dict]], ax: Axes | None = None, chance: float | None = None) -> Axes:
+def learning_curves(
+    histories: Mapping[str, Sequence[dict]], ax: Axes | None = None, chance: float | None = None
+) -> Axes:
     """Held-out few-shot accuracy against meta-iterations, one line per run, with the
     95% confidence band. ``histories`` maps a label to a ``meta_train`` history."""
     if ax is None:
@@ -18,8 +20,14 @@ def learning_curves(histories: Mapping[str, Sequence[dict]], ax: Axes | None = N
         acc = [h["test_acc"] for h in hist]
         ci = [h["test_ci95"] for h in hist]
         (line,) = ax.plot(it, acc, marker="o", ms=3, label=label)
-        ax.fill_between(it, [a - c for a, c in zip(acc, ci)], [a + c for a, c in zip(acc, ci)],
-                        color=line.get_color(), alpha=0.2, lw=0)
+        ax.fill_between(
+            it,
+            [a - c for a, c in zip(acc, ci)],
+            [a + c for a, c in zip(acc, ci)],
+            color=line.get_color(),
+            alpha=0.2,
+            lw=0,
+        )
     if chance is not None:
         ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
     ax.set_xlabel("meta-iteration")
@@ -50,8 +58,15 @@ def attack_samples(rows, title: str | None = None):
     return fig
 
 
-def metric_curve(rows: Sequence[Mapping], x: str, y: str = "accuracy", ax: Axes | None = None,
-                 label: str | None = None, band: bool = True, **style) -> Axes:
+def metric_curve(
+    rows: Sequence[Mapping],
+    x: str,
+    y: str = "accuracy",
+    ax: Axes | None = None,
+    label: str | None = None,
+    band: bool = True,
+    **style,
+) -> Axes:
     """One line of ``y`` against ``x`` over report rows (:func:`mamlpriv.report.membership_rows`),
     sorted by ``x``, with the 95% band ``y_lo``..``y_hi`` when the rows carry it."""
     if ax is None:
@@ -60,8 +75,9 @@ def metric_curve(rows: Sequence[Mapping], x: str, y: str = "accuracy", ax: Axes 
     xs, ys = [r[x] for r in rows], [r[y] for r in rows]
     (line,) = ax.plot(xs, ys, marker="o", ms=4, label=label, **style)
     if band and rows and f"{y}_lo" in rows[0]:
-        ax.fill_between(xs, [r[f"{y}_lo"] for r in rows], [r[f"{y}_hi"] for r in rows], color=line.get_color(),
-                        alpha=0.15, lw=0)
+        ax.fill_between(
+            xs, [r[f"{y}_lo"] for r in rows], [r[f"{y}_hi"] for r in rows], color=line.get_color(), alpha=0.15, lw=0
+        )
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(y.replace("_", " "))
     ax.grid(alpha=0.3)
@@ -105,6 +121,7 @@ def noise_panel(rows: Sequence[Mapping], ax: Axes | None = None, title: str | No
 
 # ----- sensitivity figures (5-8, inner loop) ----------------------------------------------
 
+
 def dataset_panels(datasets: Sequence[str], width: float = 5.0, height: float = 3.4):
     """A row of panels, one per dataset: ``(figure, [(axis, dataset), ...])``."""
     datasets = sorted(set(datasets))
@@ -117,12 +134,13 @@ def finish_accuracy(ax: Axes, title: str, legend: str = "lower left") -> Axes:
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     ax.set_ylim(0.3, 1.02)
     ax.set_title(title, fontsize=10)
-    ax.legend(loc=legend, fontsize=8)
+    ax.legend(loc=legend, fontsize=8)  # type: ignore[call-overload]  # loc is one of matplotlib's names
     return ax
 
 
-def shape_curves(rows: Sequence[Mapping], axis: str, fixed: tuple[str, int], values: Sequence[int],
-                 y: str = "accuracy"):
+def shape_curves(
+    rows: Sequence[Mapping], axis: str, fixed: tuple[str, int], values: Sequence[int], y: str = "accuracy"
+):
     """Figures 5 (``axis="ways"``, ``fixed=("shots", 1)``) and 6 (``axis="shots"``,
     ``fixed=("ways", 3)``): ``y`` (accuracy with its Wilson band, or auc with its
     bootstrap band) of both attacks against ``axis``, paper's game, one panel per
@@ -131,8 +149,11 @@ def shape_curves(rows: Sequence[Mapping], axis: str, fixed: tuple[str, int], val
     fig, panels = dataset_panels([r["dataset"] for r in rows])
     for ax, ds in panels:
         for attack in ("query", "support"):
-            sel = [r for r in rows if r["dataset"] == ds and r["attack"] == attack and r[fixed[0]] == fixed[1]
-                   and r[axis] in values]
+            sel = [
+                r
+                for r in rows
+                if r["dataset"] == ds and r["attack"] == attack and r[fixed[0]] == fixed[1] and r[axis] in values
+            ]
             metric_curve(sel, axis, y, ax=ax, label=f"{attack} attack")
         ax.set_xticks(list(values))
         finish_accuracy(ax, f"{ds}, {fixed[1]} {fixed[0][:-1] if fixed[1] == 1 else fixed[0]}")

@@ -35,16 +35,32 @@ def membership_rows(records: list[dict], games=("paper", "strict"), n_boot: int 
             correct = sum(int(x["prediction"] == x["member"]) for x in r["records"])
             acc_lo, acc_hi = wilson_ci95(correct, n)
             auc_lo, auc_hi = auc_ci95(*_scores(r), n_boot=n_boot, seed=0)
-            rows.append({
-                "dataset": cell.dataset, "attack": cell.target, "game": game, "ways": cell.ways, "shots": cell.shots,
-                "inner_lr": cell.maml.inner_lr, "inner_steps": cell.maml.inner_steps,
-                "order": "first" if cell.maml.first_order else "second", "stage": r["stage"],
-                "attack_lr": r.get("attack", c["attack"])["lr"], "trials": n,
-                "accuracy": m["accuracy"], "accuracy_lo": acc_lo, "accuracy_hi": acc_hi,
-                "recall": m["recall"], "precision": m["precision"],
-                "auc": m["auc"], "auc_lo": auc_lo, "auc_hi": auc_hi, "tpr_at_1pct_fpr": m["tpr_at_1pct_fpr"],
-                "learning_acc": learning.get(r["stage"]), "profile": rec.get("shown", rec.get("profile")),
-            })
+            rows.append(
+                {
+                    "dataset": cell.dataset,
+                    "attack": cell.target,
+                    "game": game,
+                    "ways": cell.ways,
+                    "shots": cell.shots,
+                    "inner_lr": cell.maml.inner_lr,
+                    "inner_steps": cell.maml.inner_steps,
+                    "order": "first" if cell.maml.first_order else "second",
+                    "stage": r["stage"],
+                    "attack_lr": r.get("attack", c["attack"])["lr"],
+                    "trials": n,
+                    "accuracy": m["accuracy"],
+                    "accuracy_lo": acc_lo,
+                    "accuracy_hi": acc_hi,
+                    "recall": m["recall"],
+                    "precision": m["precision"],
+                    "auc": m["auc"],
+                    "auc_lo": auc_lo,
+                    "auc_hi": auc_hi,
+                    "tpr_at_1pct_fpr": m["tpr_at_1pct_fpr"],
+                    "learning_acc": learning.get(r["stage"]),
+                    "profile": rec.get("shown", rec.get("profile")),
+                }
+            )
     return rows
 
 
@@ -54,8 +70,13 @@ def compare(a: dict, b: dict, n_boot: int = 1000) -> dict:
     na, nb = len(a["records"]), len(b["records"])
     d_acc, h_acc = diff_ci95(a["metrics"]["accuracy"], na, b["metrics"]["accuracy"], nb)
     d_auc, lo, hi = auc_diff_ci95(*_scores(a), *_scores(b), n_boot=n_boot, seed=0)
-    return {"accuracy_diff": d_acc, "accuracy_diff_ci95": h_acc, "auc_diff": d_auc, "auc_diff_lo": lo,
-            "auc_diff_hi": hi}
+    return {
+        "accuracy_diff": d_acc,
+        "accuracy_diff_ci95": h_acc,
+        "auc_diff": d_auc,
+        "auc_diff_lo": lo,
+        "auc_diff_hi": hi,
+    }
 
 
 # ----- the paper's qualitative claims, decided by a stated rule -------------------------
@@ -73,8 +94,9 @@ def _too_few(rows: list[dict], x: str) -> str | None:
 def verdict_flat(rows: list[dict], x: str, y: str = "accuracy", tolerance: float = 0.10) -> tuple[bool | None, str]:
     """Claim "y is roughly flat in x": holds when max - min of y over x is at most
     ``tolerance``."""
-    if _too_few(rows, x):
-        return None, _too_few(rows, x)
+    few = _too_few(rows, x)
+    if few:
+        return None, few
     vals = sorted((r[x], r[y]) for r in rows)
     spread = max(v for _, v in vals) - min(v for _, v in vals)
     text = ", ".join(f"{k}: {v:.2f}" for k, v in vals)
@@ -84,8 +106,9 @@ def verdict_flat(rows: list[dict], x: str, y: str = "accuracy", tolerance: float
 def verdict_decreasing(rows: list[dict], x: str, y: str = "accuracy") -> tuple[bool | None, str]:
     """Claim "y falls as x grows": holds when y at the largest x is below y at the
     smallest x by more than the 95% half-width of the difference."""
-    if _too_few(rows, x):
-        return None, _too_few(rows, x)
+    few = _too_few(rows, x)
+    if few:
+        return None, few
     vals = sorted(rows, key=lambda r: r[x])
     first, last = vals[0], vals[-1]
     d, h = diff_ci95(first[y], first["trials"], last[y], last["trials"])
@@ -96,8 +119,9 @@ def verdict_decreasing(rows: list[dict], x: str, y: str = "accuracy") -> tuple[b
 def verdict_best_at(rows: list[dict], x: str, where: str, y: str = "accuracy") -> tuple[bool | None, str]:
     """Claim "y is best at the start" (``where="first"``) or "best strictly inside the
     range" (``where="inside"``) of x; the best is the largest y (earliest on ties)."""
-    if _too_few(rows, x):
-        return None, _too_few(rows, x)
+    few = _too_few(rows, x)
+    if few:
+        return None, few
     vals = sorted(rows, key=lambda r: r[x])
     best = max(range(len(vals)), key=lambda i: (vals[i][y], -i))
     ok = best == 0 if where == "first" else 0 < best < len(vals) - 1
@@ -109,11 +133,14 @@ def verdict_best_at(rows: list[dict], x: str, where: str, y: str = "accuracy") -
     top_out = max(excluded, key=lambda r: r[y])
     d, h = diff_ci95(top_in[y], top_in["trials"], top_out[y], top_out["trials"])
     clear = "resolved" if abs(d) > h else "not resolved"
-    return ok, (f"{text} (best at {vals[best][x]}; best {'first' if where == 'first' else 'inside'} minus best "
-                f"{'later' if where == 'first' else 'at the ends'} {d:+.2f} ± {h:.2f}, {clear} by the trials)")
+    return ok, (
+        f"{text} (best at {vals[best][x]}; best {'first' if where == 'first' else 'inside'} minus best "
+        f"{'later' if where == 'first' else 'at the ends'} {d:+.2f} ± {h:.2f}, {clear} by the trials)"
+    )
 
 
 # ----- defences: attack and learning under noise -----------------------------------------
+
 
 def _learning_by_defence(learning_records: list[dict]) -> dict[tuple, list[dict]]:
     """Results of the learning cells grouped by (dataset, defence)."""
@@ -137,13 +164,18 @@ def _defence_row(rec: dict, learning: dict[tuple, list[dict]]) -> dict:
     base = learning.get((cell.dataset, spec_key(None)), [])
     m = rec["result"]["paper"]["metrics"]
     return {
-        "dataset": cell.dataset, "attack": cell.target,
+        "dataset": cell.dataset,
+        "attack": cell.target,
         "location": cell.noise.label if cell.noise is not None else "none",
         "level": cell.noise.level if cell.noise is not None else 0.0,
-        "attack_accuracy": m["accuracy"], "attack_auc": m["auc"],
-        "learning_accuracy": _mean_acc(lrn), "baseline_learning": _mean_acc(base), "baseline_runs": len(base),
+        "attack_accuracy": m["accuracy"],
+        "attack_auc": m["auc"],
+        "learning_accuracy": _mean_acc(lrn),
+        "baseline_learning": _mean_acc(base),
+        "baseline_runs": len(base),
         "baseline_sd": statistics.stdev(x["test_acc"] for x in base) if len(base) > 1 else None,
-        "epsilon": lrn[0].get("epsilon") if lrn else None, "profile": rec.get("shown", rec.get("profile")),
+        "epsilon": lrn[0].get("epsilon") if lrn else None,
+        "profile": rec.get("shown", rec.get("profile")),
     }
 
 
@@ -154,8 +186,9 @@ def _groups(rows: list[dict]) -> dict[tuple, list[dict]]:
     return out
 
 
-def defence_rows(attack_records: list[dict], learning_records: list[dict], attack_max: float = 0.6,
-                 learning_drop: float = 0.05) -> list[dict]:
+def defence_rows(
+    attack_records: list[dict], learning_records: list[dict], attack_max: float = 0.6, learning_drop: float = 0.05
+) -> list[dict]:
     """One row per (dataset, attack, defence level): attack accuracy and AUC (paper's
     game) beside the learning accuracy of MAML meta-trained under the same defence, the
     noise-free learning accuracy, epsilon for the Gaussian mechanism, and whether the
@@ -169,9 +202,14 @@ def defence_rows(attack_records: list[dict], learning_records: list[dict], attac
     for group in groups.values():
         group.sort(key=lambda r: r["level"])
         known = [r for r in group if r["learning_accuracy"] is not None and r["baseline_learning"] is not None]
-        flags = confident_area([r["level"] for r in known], [r["attack_accuracy"] for r in known],
-                               [r["learning_accuracy"] for r in known],
-                               known[0]["baseline_learning"] if known else 0.0, attack_max, learning_drop)
+        flags = confident_area(
+            [r["level"] for r in known],
+            [r["attack_accuracy"] for r in known],
+            [r["learning_accuracy"] for r in known],
+            known[0]["baseline_learning"] if known else 0.0,
+            attack_max,
+            learning_drop,
+        )
         for r in group:
             r["confident"] = None
         for r, ok in zip(known, flags):
@@ -189,9 +227,17 @@ def first_effective(rows: list[dict], attack_max: float = 0.6) -> list[dict]:
         hit = next((r for r in sorted(group, key=lambda r: r["level"]) if r["attack_accuracy"] <= attack_max), None)
         lrn = hit["learning_accuracy"] if hit else None
         base = group[0]["baseline_learning"]
-        out.append({"dataset": ds, "attack": attack, "location": loc, "level": hit["level"] if hit else None,
-                    "attack_accuracy": hit["attack_accuracy"] if hit else None, "learning_accuracy": lrn,
-                    "learning_drop": base - lrn if lrn is not None and base is not None else None})
+        out.append(
+            {
+                "dataset": ds,
+                "attack": attack,
+                "location": loc,
+                "level": hit["level"] if hit else None,
+                "attack_accuracy": hit["attack_accuracy"] if hit else None,
+                "learning_accuracy": lrn,
+                "learning_drop": base - lrn if lrn is not None and base is not None else None,
+            }
+        )
     return out
 
 
@@ -213,11 +259,15 @@ def defence_claims(rows: list[dict]) -> list[str]:
         d = [r for r in rows if r["dataset"] == ds]
         conf = {a: sum(bool(r["confident"]) for r in d if r["attack"] == a) for a in ("query", "support")}
         n = {a: sum(r["attack"] == a for r in d) for a in ("query", "support")}
-        out.append(f"[{ds}] support attacks more sensitive to noise: {_compare_verdict(conf['support'], conf['query'])}"
-                   f" -- confident levels: query {conf['query']}/{n['query']}, support {conf['support']}/{n['support']}")
+        out.append(
+            f"[{ds}] support attacks more sensitive to noise: {_compare_verdict(conf['support'], conf['query'])}"
+            f" -- confident levels: query {conf['query']}/{n['query']}, support {conf['support']}/{n['support']}"
+        )
         for attack in ("query", "support"):
-            acc = {loc: {r["level"]: r["attack_accuracy"] for r in d if r["attack"] == attack and r["location"] == loc}
-                   for loc in ("support_data", "query_data")}
+            acc = {
+                loc: {r["level"]: r["attack_accuracy"] for r in d if r["attack"] == attack and r["location"] == loc}
+                for loc in ("support_data", "query_data")
+            }
             common = sorted(set(acc["support_data"]) & set(acc["query_data"]))
             name = f"[{ds}, {attack} attack] query-data noise more effective than support-data noise"
             if not common:
@@ -225,12 +275,15 @@ def defence_claims(rows: list[dict]) -> list[str]:
                 continue
             ms = sum(acc["support_data"][v] for v in common) / len(common)
             mq = sum(acc["query_data"][v] for v in common) / len(common)
-            out.append(f"{name}: {_compare_verdict(-mq, -ms)} -- mean attack accuracy over levels {common}: "
-                       f"query data {mq:.3f}, support data {ms:.3f}")
+            out.append(
+                f"{name}: {_compare_verdict(-mq, -ms)} -- mean attack accuracy over levels {common}: "
+                f"query data {mq:.3f}, support data {ms:.3f}"
+            )
     return out
 
 
 # ----- sensitivity chapters: the paper's claims on Figures 5-8, first-order MAML ----------
+
 
 def _verdict_word(ok: bool | None) -> str:
     return "UNDECIDED" if ok is None else "CONFIRMED" if ok else "NOT CONFIRMED"
@@ -245,8 +298,16 @@ def _judge(rows: list[dict], specs: list[tuple], **extra) -> list[dict]:
     for ds in sorted({r["dataset"] for r in rows}):
         for claim, attack, pick, rule in specs:
             ok, why = rule([r for r in rows if r["dataset"] == ds and r["attack"] == attack and pick(r)])
-            out.append({"claim": claim, "dataset": ds, "attack": attack, **extra, "verdict": _verdict_word(ok),
-                        "evidence": why})
+            out.append(
+                {
+                    "claim": claim,
+                    "dataset": ds,
+                    "attack": attack,
+                    **extra,
+                    "verdict": _verdict_word(ok),
+                    "evidence": why,
+                }
+            )
     return out
 
 
@@ -256,10 +317,20 @@ def shape_claims(rows: list[dict], ways: tuple = (3, 5, 7, 10), shots: tuple = (
     with shots" (three ways, :func:`verdict_decreasing`); dicts as in :func:`_judge`."""
     specs = []
     for attack in ("query", "support"):
-        specs += [("Fig. 5: accuracy roughly flat in ways", attack, lambda r: r["shots"] == 1 and r["ways"] in ways,
-                   lambda sel: verdict_flat(sel, "ways")),
-                  ("Fig. 6: accuracy falls with shots", attack, lambda r: r["ways"] == 3 and r["shots"] in shots,
-                   lambda sel: verdict_decreasing(sel, "shots"))]
+        specs += [
+            (
+                "Fig. 5: accuracy roughly flat in ways",
+                attack,
+                lambda r: r["shots"] == 1 and r["ways"] in ways,
+                lambda sel: verdict_flat(sel, "ways"),
+            ),
+            (
+                "Fig. 6: accuracy falls with shots",
+                attack,
+                lambda r: r["ways"] == 3 and r["shots"] in shots,
+                lambda sel: verdict_decreasing(sel, "shots"),
+            ),
+        ]
     return _judge([r for r in rows if r["game"] == "paper"], specs)
 
 
@@ -267,17 +338,29 @@ def stage_claims(rows: list[dict], game: str = "paper") -> list[dict]:
     """Figures 7-8 on :func:`membership_rows` of the training-stage cells: "query attack
     best at epoch 0" and "support attack best when partly trained" (best strictly inside
     the stages), per dataset, in ``game`` (:func:`verdict_best_at`)."""
-    specs = [("Fig. 7: query attack best at epoch 0", "query", lambda r: True,
-              lambda sel: verdict_best_at(sel, "stage", "first")),
-             ("Fig. 8: support attack best when partly trained", "support", lambda r: True,
-              lambda sel: verdict_best_at(sel, "stage", "inside"))]
+    specs = [
+        (
+            "Fig. 7: query attack best at epoch 0",
+            "query",
+            lambda r: True,
+            lambda sel: verdict_best_at(sel, "stage", "first"),
+        ),
+        (
+            "Fig. 8: support attack best when partly trained",
+            "support",
+            lambda r: True,
+            lambda sel: verdict_best_at(sel, "stage", "inside"),
+        ),
+    ]
     return _judge([r for r in rows if r["game"] == game], specs, game=game)
 
 
 def claim_sentence(c: dict) -> str:
     """One sentence (markdown) for a claim dict of :func:`shape_claims` / :func:`stage_claims`."""
-    return (f"**{c['claim']}** ({c['dataset']}, {c['attack']} attack): **{c['verdict']}**; "
-            f"our accuracy by value: {c['evidence']}.")
+    return (
+        f"**{c['claim']}** ({c['dataset']}, {c['attack']} attack): **{c['verdict']}**; "
+        f"our accuracy by value: {c['evidence']}."
+    )
 
 
 def order_comparison(first: list[dict], second: list[dict], game: str = "paper") -> list[dict]:
@@ -295,12 +378,24 @@ def order_comparison(first: list[dict], second: list[dict], game: str = "paper")
         fo, sr = r["result"][game], so["result"][game]
         d = compare(fo, sr)
         ds, attack, w, s = shape_key(r["config"])
-        out.append({"dataset": ds, "attack": attack, "ways": w, "shots": s,
-                    "second_accuracy": sr["metrics"]["accuracy"], "first_accuracy": fo["metrics"]["accuracy"],
-                    "accuracy_diff": d["accuracy_diff"], "accuracy_diff_ci95": d["accuracy_diff_ci95"],
-                    "second_auc": sr["metrics"]["auc"], "first_auc": fo["metrics"]["auc"],
-                    "auc_diff": d["auc_diff"], "auc_diff_lo": d["auc_diff_lo"], "auc_diff_hi": d["auc_diff_hi"],
-                    "profile": f"{r.get('shown', r.get('profile'))} / {so.get('shown', so.get('profile'))}"})
+        out.append(
+            {
+                "dataset": ds,
+                "attack": attack,
+                "ways": w,
+                "shots": s,
+                "second_accuracy": sr["metrics"]["accuracy"],
+                "first_accuracy": fo["metrics"]["accuracy"],
+                "accuracy_diff": d["accuracy_diff"],
+                "accuracy_diff_ci95": d["accuracy_diff_ci95"],
+                "second_auc": sr["metrics"]["auc"],
+                "first_auc": fo["metrics"]["auc"],
+                "auc_diff": d["auc_diff"],
+                "auc_diff_lo": d["auc_diff_lo"],
+                "auc_diff_hi": d["auc_diff_hi"],
+                "profile": f"{r.get('shown', r.get('profile'))} / {so.get('shown', so.get('profile'))}",
+            }
+        )
     return out
 
 
@@ -313,8 +408,10 @@ def order_summary(rows: list[dict]) -> list[str]:
         lower = sum(r["accuracy_diff"] + r["accuracy_diff_ci95"] < 0 for r in sel)
         acc = sum(r["accuracy_diff"] for r in sel) / len(sel)
         auc = sum(r["auc_diff"] for r in sel) / len(sel)
-        out.append(f"{attack} attack: first order lower in {lower} of {len(sel)} shapes; mean accuracy difference "
-                   f"{acc:+.3f}, mean AUC difference {auc:+.3f}")
+        out.append(
+            f"{attack} attack: first order lower in {lower} of {len(sel)} shapes; mean accuracy difference "
+            f"{acc:+.3f}, mean AUC difference {auc:+.3f}"
+        )
     return out
 
 

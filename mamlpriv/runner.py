@@ -108,6 +108,7 @@ def compute_cell(cell: Cell, threads: int | None = None) -> dict:
 
 # ----- reading stored cells --------------------------------------------------------------
 
+
 class InvalidCell(ValueError):
     """A stored cell file that cannot be used (the message names the file and why)."""
 
@@ -127,8 +128,9 @@ def read_cell(path: Path, cell: Cell | None = None) -> dict:
     if cell is not None:
         config = cell.to_config()
         if record["cell"] != cell_id(config) or record["config"] != json.loads(json.dumps(config)):
-            raise InvalidCell(f"{path}: holds the record of cell {record['cell']!r}, not of this cell "
-                              f"{cell_id(config)!r}")
+            raise InvalidCell(
+                f"{path}: holds the record of cell {record['cell']!r}, not of this cell {cell_id(config)!r}"
+            )
     return record
 
 
@@ -152,7 +154,9 @@ def stored(experiment: Experiment, profile: str, root: str | os.PathLike, cell: 
         return None
 
 
-def load(experiment: Experiment, profile: str, root: str | os.PathLike = "results", missing_ok: bool = False) -> list[dict]:
+def load(
+    experiment: Experiment, profile: str, root: str | os.PathLike = "results", missing_ok: bool = False
+) -> list[dict]:
     """The stored records of ``experiment``'s cells, in order; a missing (or invalid, set
     aside) cell raises ``FileNotFoundError`` unless ``missing_ok`` (then it is left out)."""
     out = []
@@ -161,13 +165,16 @@ def load(experiment: Experiment, profile: str, root: str | os.PathLike = "result
         if rec is None:
             if missing_ok:
                 continue
-            raise FileNotFoundError(f"no result for cell {cell_id(c.to_config())} of {profile}/{experiment.name} "
-                                    f"({cell_path(root, profile, experiment, c)})")
+            raise FileNotFoundError(
+                f"no result for cell {cell_id(c.to_config())} of {profile}/{experiment.name} "
+                f"({cell_path(root, profile, experiment, c)})"
+            )
         out.append(rec)
     return out
 
 
 # ----- computing ---------------------------------------------------------------------------
+
 
 def _check(profile: str, backend: str, n_jobs: int) -> None:
     checks.choice("profile", profile, PROFILES)
@@ -216,7 +223,8 @@ def _joblib(cells: list[Cell], n_jobs: int) -> Iterator[tuple[int, dict]]:
 
     # pre_dispatch=n_jobs: a killed parent leaves at most the cells in flight behind
     yield from Parallel(n_jobs=n_jobs, pre_dispatch="n_jobs", return_as="generator_unordered")(
-        delayed(job)(i, c) for i, c in enumerate(cells))
+        delayed(job)(i, c) for i, c in enumerate(cells)
+    )
 
 
 def _dask(cells: list[Cell], n_jobs: int, scheduler) -> Iterator[tuple[int, dict]]:
@@ -224,8 +232,9 @@ def _dask(cells: list[Cell], n_jobs: int, scheduler) -> Iterator[tuple[int, dict
 
     own_cluster = own_client = None
     if scheduler is None:
-        own_cluster = LocalCluster(n_workers=n_jobs, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None)
+        own_cluster = LocalCluster(
+            n_workers=n_jobs, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        )
         client = own_client = Client(own_cluster)
     elif isinstance(scheduler, str):
         client = own_client = Client(scheduler)
@@ -271,13 +280,25 @@ def run(
         # before any later edit of the working tree could be mistaken for it
         kinds = sorted({f"{type(c).__module__}.{type(c).__qualname__}" for c in todo})
         prov = provenance(cell_function=", ".join(f"{k}.compute" for k in kinds), backend=backend, n_jobs=n_jobs)
-        bar = tqdm(total=len(experiment.cells), initial=len(experiment.cells) - len(todo),
-                   desc=f"{profile}/{experiment.name}", unit="cell", disable=not progress)
+        bar = tqdm(
+            total=len(experiment.cells),
+            initial=len(experiment.cells) - len(todo),
+            desc=f"{profile}/{experiment.name}",
+            unit="cell",
+            disable=not progress,
+        )
         with bar:
             for i, out in stream:
                 config = todo[i].to_config()
-                record = {"experiment": experiment.name, "profile": profile, "cell": cell_id(config),
-                          "config": config, "seconds": out["seconds"], "provenance": prov, "result": out["result"]}
+                record = {
+                    "experiment": experiment.name,
+                    "profile": profile,
+                    "cell": cell_id(config),
+                    "config": config,
+                    "seconds": out["seconds"],
+                    "provenance": prov,
+                    "result": out["result"],
+                }
                 write_json(cell_path(root, profile, experiment, todo[i]), record)
                 bar.update(1)
     return load(experiment, profile, root)

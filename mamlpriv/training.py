@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -78,8 +79,8 @@ class TrainConfig:
         d["net"] = NetConfig(**d.get("net", {}))
         d["maml"] = MAMLConfig(**d.get("maml", {}))
         if isinstance(d.get("noise"), dict):
-            d["noise"] = TaskNoise(**{k: GaussianNoise(**v) if isinstance(v, dict) else v
-                                      for k, v in d["noise"].items()})
+            parts: dict[str, Any] = {k: GaussianNoise(**v) if isinstance(v, dict) else v for k, v in d["noise"].items()}
+            d["noise"] = TaskNoise(**parts)
         return cls(**d)
 
 
@@ -124,6 +125,7 @@ def evaluate(
 
 # ----- checkpoints ----------------------------------------------------------------------
 
+
 class CorruptCheckpoint(ValueError):
     """A checkpoint or snapshot file that cannot be used (the message names it)."""
 
@@ -132,8 +134,10 @@ def _torch_load(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, empty, garbage or foreign files
-        raise CorruptCheckpoint(f"{path} is not a readable checkpoint ({type(e).__name__}); it is safe to delete "
-                                "it: training then restarts from the last good state") from None
+        raise CorruptCheckpoint(
+            f"{path} is not a readable checkpoint ({type(e).__name__}); it is safe to delete "
+            "it: training then restarts from the last good state"
+        ) from None
 
 
 def _finite_params(path: Path, params: dict) -> Params:
@@ -141,8 +145,9 @@ def _finite_params(path: Path, params: dict) -> Params:
         raise CorruptCheckpoint(f"{path} holds no parameter tensors; it is safe to delete it")
     bad = [k for k, v in params.items() if not bool(torch.isfinite(v).all()) or float(v.abs().max()) > 1e6]
     if bad:
-        raise CorruptCheckpoint(f"{path}: parameters {bad} are not finite or beyond 1e6 in magnitude; "
-                                "it is safe to delete the file")
+        raise CorruptCheckpoint(
+            f"{path}: parameters {bad} are not finite or beyond 1e6 in magnitude; it is safe to delete the file"
+        )
     return params
 
 
@@ -181,8 +186,7 @@ def run_folder(run_dir: str | os.PathLike, cfg: TrainConfig) -> Path:
     for name in _CODE_FILES:
         h.update((Path(__file__).parent / name).read_bytes())
     order = "fo" if cfg.maml.first_order else "so"
-    return Path(run_dir) / (f"{cfg.dataset}-{cfg.ways}w{cfg.shots}s-{order}{cfg.maml.inner_steps}-"
-                            f"{h.hexdigest()[:12]}")
+    return Path(run_dir) / (f"{cfg.dataset}-{cfg.ways}w{cfg.shots}s-{order}{cfg.maml.inner_steps}-{h.hexdigest()[:12]}")
 
 
 @contextmanager
@@ -201,6 +205,7 @@ def _locked(folder: Path | None) -> Iterator[None]:
 
 
 # ----- the training loop, in named steps -------------------------------------------------
+
 
 @dataclass
 class _Run:
@@ -225,9 +230,15 @@ class _Run:
 def _start(cfg: TrainConfig, folder: Path | None, data_root) -> _Run:
     model = cfg.net.build(cfg.ways)
     params = {k: v.requires_grad_() for k, v in init_params(model, seed=cfg.seed).items()}
-    run = _Run(cfg, model, params, torch.optim.Adam(params.values(), lr=cfg.outer_lr),
-               TaskSampler(load_dataset(cfg.dataset, "train", data_root), cfg.ways, cfg.shots),
-               TaskSampler(load_dataset(cfg.dataset, "test", data_root), cfg.ways, cfg.shots), folder)
+    run = _Run(
+        cfg,
+        model,
+        params,
+        torch.optim.Adam(params.values(), lr=cfg.outer_lr),
+        TaskSampler(load_dataset(cfg.dataset, "train", data_root), cfg.ways, cfg.shots),
+        TaskSampler(load_dataset(cfg.dataset, "test", data_root), cfg.ways, cfg.shots),
+        folder,
+    )
     if folder is not None:
         _resume(run)
         write_atomic(folder / "config.json", json.dumps(cfg.to_dict(), sort_keys=True, indent=1))
@@ -259,14 +270,23 @@ def _step(run: _Run, it: int) -> tuple[float, float]:
     noise = None
     if cfg.noise.active:
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, Stream.TRAIN_NOISE, it))
-        noise = draw_noise(cfg.noise, run.params, batch.support_x.shape[1:], batch.query_x.shape[1:],
-                           cfg.maml.inner_steps, gen, tasks=cfg.meta_batch)
+        noise = draw_noise(
+            cfg.noise,
+            run.params,
+            batch.support_x.shape[1:],
+            batch.query_x.shape[1:],
+            cfg.maml.inner_steps,
+            gen,
+            tasks=cfg.meta_batch,
+        )
     g, loss, acc = meta_gradient(run.f, {k: v.detach() for k, v in run.params.items()}, batch, cfg.maml, noise)
     mean_loss = float(loss.mean())
     if not math.isfinite(mean_loss) or not all(bool(torch.isfinite(v).all()) for v in g.values()):
-        raise FloatingPointError(f"meta-training diverged at meta-iteration {it}: the query loss is {mean_loss} "
-                                 f"or the meta-gradient is not finite (outer_lr={cfg.outer_lr}, "
-                                 f"inner_lr={cfg.maml.inner_lr})")
+        raise FloatingPointError(
+            f"meta-training diverged at meta-iteration {it}: the query loss is {mean_loss} "
+            f"or the meta-gradient is not finite (outer_lr={cfg.outer_lr}, "
+            f"inner_lr={cfg.maml.inner_lr})"
+        )
     for k, p in run.params.items():
         p.grad = g[k]
     run.opt.step()
@@ -277,17 +297,20 @@ def _step(run: _Run, it: int) -> tuple[float, float]:
 def _record(run: _Run, it: int, losses: list[float], accs: list[float], elapsed: float) -> None:
     """Evaluate on held-out tasks, keep a snapshot, and (with a folder) checkpoint."""
     cfg = run.cfg
-    mean, ci, _ = evaluate(run.f, run.params, run.test, cfg.maml, cfg.eval_tasks, cfg.seed,
-                           cfg.eval_inner_steps or cfg.maml.inner_steps)
-    run.history.append({
-        "epoch": it // cfg.epoch_iterations,
-        "iteration": it,
-        "train_loss": sum(losses) / len(losses) if losses else None,
-        "train_acc": sum(accs) / len(accs) if accs else None,
-        "test_acc": mean,
-        "test_ci95": ci,
-        "train_seconds": elapsed,
-    })
+    mean, ci, _ = evaluate(
+        run.f, run.params, run.test, cfg.maml, cfg.eval_tasks, cfg.seed, cfg.eval_inner_steps or cfg.maml.inner_steps
+    )
+    run.history.append(
+        {
+            "epoch": it // cfg.epoch_iterations,
+            "iteration": it,
+            "train_loss": sum(losses) / len(losses) if losses else None,
+            "train_acc": sum(accs) / len(accs) if accs else None,
+            "test_acc": mean,
+            "test_ci95": ci,
+            "train_seconds": elapsed,
+        }
+    )
     run.snapshots[it] = {k: v.detach().clone() for k, v in run.params.items()}
     if run.folder is not None:
         _checkpoint(run, it)
@@ -331,8 +354,14 @@ def meta_train(
         elapsed = run.history[-1]["train_seconds"]
         losses: list[float] = []
         accs: list[float] = []
-        bar = tqdm(range(run.start, cfg.iterations), initial=run.start, total=cfg.iterations, disable=not progress,
-                   desc=f"meta-train {'FO' if cfg.maml.first_order else 'SO'}-MAML", mininterval=5.0)
+        bar = tqdm(
+            range(run.start, cfg.iterations),
+            initial=run.start,
+            total=cfg.iterations,
+            disable=not progress,
+            desc=f"meta-train {'FO' if cfg.maml.first_order else 'SO'}-MAML",
+            mininterval=5.0,
+        )
         for it in bar:
             t0 = time.perf_counter()
             loss, acc = _step(run, it)

@@ -12,10 +12,9 @@ import argparse
 import itertools
 import json
 import time
+from dataclasses import replace
 
 import torch
-
-from dataclasses import replace
 
 from mamlpriv.attacks import AttackConfig
 from mamlpriv.data import load_dataset
@@ -57,15 +56,27 @@ def main() -> None:
         attack = AttackConfig(iterations=it, lr=lr, tv_weight=tv, init=init, restarts=rs, hold=hold)
         res = play(f, params, data, game, MAMLConfig(args.inner_lr), attack)
         th = best_threshold(res.scores, res.members)
-        row = {"iterations": it, "lr": lr, "tv_weight": tv, "init": init, "restarts": rs, "hold": hold, "auc": roc_auc(res.scores, res.members),
-               "best_accuracy": classification_at_threshold(res.scores, res.members, th)["accuracy"],
-               "seconds": time.perf_counter() - t0}
+        row = {
+            "iterations": it,
+            "lr": lr,
+            "tv_weight": tv,
+            "init": init,
+            "restarts": rs,
+            "hold": hold,
+            "auc": roc_auc(res.scores, res.members),
+            "best_accuracy": classification_at_threshold(res.scores, res.members, th)["accuracy"],
+            "seconds": time.perf_counter() - t0,
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
-    write_result(args.out, "scripts/attack_search.py", vars(args),
-                 setting=f"MNIST test split, 3-way 1-shot, conv net 4x32 no norm, {args.pool} pooling, paper's game, "
-                         "validation seeds",
-                 rows=rows)
+    write_result(
+        args.out,
+        "scripts/attack_search.py",
+        vars(args),
+        setting=f"MNIST test split, 3-way 1-shot, conv net 4x32 no norm, {args.pool} pooling, paper's game, "
+        "validation seeds",
+        rows=rows,
+    )
 
 
 if __name__ == "__main__":

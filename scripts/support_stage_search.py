@@ -19,8 +19,8 @@ import torch
 from mamlpriv.attacks import AttackConfig
 from mamlpriv.data import load_dataset
 from mamlpriv.maml import MAMLConfig
-from mamlpriv.metrics import best_threshold, classification_at_threshold, roc_auc
 from mamlpriv.membership import GameConfig, play
+from mamlpriv.metrics import best_threshold, classification_at_threshold, roc_auc
 from mamlpriv.models import ATTACK_NET, forward
 from mamlpriv.provenance import write_result
 from mamlpriv.training import TrainConfig, meta_train, run_folder
@@ -38,8 +38,16 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    cfg = TrainConfig(ways=3, shots=1, net=ATTACK_NET, maml=MAMLConfig(args.inner_lr), seed=args.seed,
-                      iterations=max(args.stages), epoch_iterations=100, eval_tasks=100)
+    cfg = TrainConfig(
+        ways=3,
+        shots=1,
+        net=ATTACK_NET,
+        maml=MAMLConfig(args.inner_lr),
+        seed=args.seed,
+        iterations=max(args.stages),
+        epoch_iterations=100,
+        eval_tasks=100,
+    )
     res = meta_train(cfg, out_dir=run_folder("runs", cfg), progress=False)
     f = forward(res.model)
     data = load_dataset("mnist", "test")
@@ -47,17 +55,35 @@ def main() -> None:
     rows = []
     for stage, it, lr, tv in itertools.product(args.stages, args.iterations, args.lr, args.tv):
         t0 = time.perf_counter()
-        r = play(f, res.snapshots[stage], data, game, MAMLConfig(args.inner_lr),
-                 AttackConfig(iterations=it, lr=lr, tv_weight=tv))
+        r = play(
+            f,
+            res.snapshots[stage],
+            data,
+            game,
+            MAMLConfig(args.inner_lr),
+            AttackConfig(iterations=it, lr=lr, tv_weight=tv),
+        )
         th = best_threshold(r.scores, r.members)
-        row = {"stage": stage, "iterations": it, "lr": lr, "tv_weight": tv, "auc": roc_auc(r.scores, r.members),
-               "best_accuracy": classification_at_threshold(r.scores, r.members, th)["accuracy"],
-               "seconds": time.perf_counter() - t0}
+        row = {
+            "stage": stage,
+            "iterations": it,
+            "lr": lr,
+            "tv_weight": tv,
+            "auc": roc_auc(r.scores, r.members),
+            "best_accuracy": classification_at_threshold(r.scores, r.members, th)["accuracy"],
+            "seconds": time.perf_counter() - t0,
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
-    write_result(args.out, "scripts/support_stage_search.py", vars(args),
-                 setting="MNIST test split, 3-way 1-shot, conv net 4x32 no norm, stride-2 convolutions, paper's game, validation seeds",
-                 training=cfg.to_dict(), rows=rows)
+    write_result(
+        args.out,
+        "scripts/support_stage_search.py",
+        vars(args),
+        setting="MNIST test split, 3-way 1-shot, conv net 4x32 no norm, stride-2 convolutions, paper's game, "
+        "validation seeds",
+        training=cfg.to_dict(),
+        rows=rows,
+    )
 
 
 if __name__ == "__main__":
