@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from torch.func import grad, jvp, vmap
 
 from .data import ImageDataset, Task, TaskBatch, stack_tasks
@@ -59,10 +60,10 @@ class Decomposition:
 def decompose(
     f: Forward,
     params: Params,
-    x_s: torch.Tensor,
-    y_s: torch.Tensor,
-    x_q: torch.Tensor,
-    y_q: torch.Tensor,
+    x_s: Tensor,
+    y_s: Tensor,
+    x_q: Tensor,
+    y_q: Tensor,
     cfg: MAMLConfig,
     loss: Loss = F.cross_entropy,
 ) -> Decomposition:
@@ -144,12 +145,7 @@ def replacement_images(
 
 
 def swap_cosines(
-    f: Forward,
-    params: Params,
-    dataset: ImageDataset,
-    tasks: list[Task],
-    cfg: MAMLConfig,
-    seed: int = 0,
+    f: Forward, params: Params, dataset: ImageDataset, tasks: list[Task], cfg: MAMLConfig, seed: int = 0
 ) -> dict[tuple[str, str], torch.Tensor]:
     """``cos(g(D_s, D_q), g(D_s', D_q'))`` per task when one set is replaced.
 

@@ -34,6 +34,13 @@ from .defenses import LOCATIONS, Defence, GaussianMechanismSpec, RawNoise
 from .maml import MAMLConfig
 from .runner import PROFILES, Experiment
 
+# The knobs of the experiment functions; None takes the profile's value.
+Names = Sequence[str] | None  # data sets
+Shapes = Sequence[tuple[int, int]] | None  # (ways, shots) pairs
+Levels = Sequence[float] | None  # noise levels, rates
+Counts = Sequence[int] | None  # stages, steps, seeds, sizes
+Count = int | None  # trials, validation trials, meta-iterations
+
 INNER_LR = 0.1  # the task-learners' inner rate in every attack experiment
 # Figures 5-6: ways at one shot, shots at three ways (the other points are Tables I-II cells)
 FIG5_WAYS, FIG6_SHOTS = (3, 5, 7, 10), (1, 2, 3, 5)
@@ -198,11 +205,7 @@ def _sized(p: Profile, trials: int | None, validation: int | None, train_iterati
 
 
 def tables_1_2(
-    name: str,
-    datasets: Sequence[str] | None = None,
-    grid: Sequence[tuple[int, int]] | None = None,
-    trials: int | None = None,
-    validation: int | None = None,
+    name: str, datasets: Names = None, grid: Shapes = None, trials: Count = None, validation: Count = None
 ) -> Experiment:
     p = _sized(profile(name), trials, validation, None)
     cells = [membership(p, d, t, w, s) for d in (datasets or DATASETS) for w, s in (grid or p.grid) for t in TARGETS]
@@ -210,11 +213,7 @@ def tables_1_2(
 
 
 def ways_shots(
-    name: str,
-    datasets: Sequence[str] | None = None,
-    shapes: Sequence[tuple[int, int]] | None = None,
-    trials: int | None = None,
-    validation: int | None = None,
+    name: str, datasets: Names = None, shapes: Shapes = None, trials: Count = None, validation: Count = None
 ) -> Experiment:
     """Figures 5-6: the task shapes beyond Tables I-II's grid (10-way 1-shot, 3-way 5-shot)."""
     p = _sized(profile(name), trials, validation, None)
@@ -227,17 +226,9 @@ def ways_shots(
     return Experiment("ways-shots", tuple(cells))
 
 
-def training_stages(
-    name: str,
-    datasets: Sequence[str] | None = None,
-    ways: int = 3,
-    shots: int = 1,
-    stages: Sequence[int] | None = None,
-    trials: int | None = None,
-    validation: int | None = None,
-    train_iterations: int | None = None,
-    lrs: Sequence[float] = STAGE_TUNED_LRS,
-) -> Experiment:
+def training_stages(name: str, datasets: Names = None, ways: int = 3, shots: int = 1, stages: Counts = None,
+                    trials: Count = None, validation: Count = None, train_iterations: Count = None,
+                    lrs: Sequence[float] = STAGE_TUNED_LRS) -> Experiment:  # fmt: skip
     """Figures 7-8 (and their strict-game twins): each attack at each training stage of
     ``ways``-way ``shots``-shot meta-training, the attack's learning rate chosen among
     ``lrs`` per stage on validation trials."""
@@ -265,11 +256,7 @@ def training_stages(
 
 
 def first_order(
-    name: str,
-    datasets: Sequence[str] | None = None,
-    shapes: Sequence[tuple[int, int]] | None = None,
-    trials: int | None = None,
-    validation: int | None = None,
+    name: str, datasets: Names = None, shapes: Shapes = None, trials: Count = None, validation: Count = None
 ) -> Experiment:
     """Both attacks against first-order MAML (paper eq. 7); the second-order twins are
     the Tables I-II cells of the same shape."""
@@ -283,16 +270,8 @@ def first_order(
     return Experiment("first-order", tuple(cells))
 
 
-def inner_loop(
-    name: str,
-    dataset: str = "mnist",
-    ways: int = 3,
-    shots: int = 1,
-    inner_lrs: Sequence[float] | None = None,
-    inner_steps: Sequence[int] | None = None,
-    trials: int | None = None,
-    validation: int | None = None,
-) -> Experiment:
+def inner_loop(name: str, dataset: str = "mnist", ways: int = 3, shots: int = 1, inner_lrs: Levels = None,
+               inner_steps: Counts = None, trials: Count = None, validation: Count = None) -> Experiment:  # fmt: skip
     """Leakage against the inner learning rate and the number of inner steps (inner rate
     :data:`INNER_LR` with one step is the Tables I-II cell)."""
     p = _sized(profile(name), trials, validation, None)
@@ -310,10 +289,7 @@ def inner_loop(
 
 
 def defences(
-    p: Profile,
-    data_noise: Sequence[float] | None = None,
-    grad_noise: Sequence[float] | None = None,
-    dp_sigmas: Sequence[float] | None = None,
+    p: Profile, data_noise: Levels = None, grad_noise: Levels = None, dp_sigmas: Levels = None
 ) -> list[Defence]:
     """Every defence level: the paper's noise at each of :data:`~mamlpriv.defenses.LOCATIONS`
     (image noise at the data locations, gradient noise at the others), then the
@@ -330,13 +306,7 @@ def _attack_stage(target: str) -> tuple[int]:
 
 
 def defence_attacks(
-    name: str,
-    datasets: Sequence[str] | None = None,
-    data_noise: Sequence[float] | None = None,
-    grad_noise: Sequence[float] | None = None,
-    dp_sigmas: Sequence[float] | None = None,
-    trials: int | None = None,
-    validation: int | None = None,
+    name: str, datasets: Names = None, trials: Count = None, validation: Count = None, **levels: Levels
 ) -> Experiment:
     """Figures 9-12 and the Gaussian mechanism, attack side: each attack (paper's game,
     3-way 1-shot) against task gradients perturbed by each defence."""
@@ -344,15 +314,13 @@ def defence_attacks(
     cells = [
         membership(p, d, t, 3, 1, stages=_attack_stage(t), games=("paper",), noise=spec)
         for d in (datasets or p.defence_datasets)
-        for spec in defences(p, data_noise, grad_noise, dp_sigmas)
+        for spec in defences(p, **levels)
         for t in TARGETS
     ]
     return Experiment("defence-attacks", tuple(cells))
 
 
-def game_control(
-    name: str, datasets: Sequence[str] | None = None, trials: int | None = None, validation: int | None = None
-) -> Experiment:
+def game_control(name: str, datasets: Names = None, trials: Count = None, validation: Count = None) -> Experiment:
     """What each game gives away without the gradient: both attacks (the defences'
     setting, both games) against task gradients drowned in validation-gradient noise of
     std :data:`CONTROL_NOISE`. Any accuracy above 0.5 here comes from what the attacker
@@ -367,14 +335,7 @@ def game_control(
     return Experiment("game-control", tuple(cells))
 
 
-def defence_learning(
-    name: str,
-    datasets: Sequence[str] | None = None,
-    data_noise: Sequence[float] | None = None,
-    grad_noise: Sequence[float] | None = None,
-    dp_sigmas: Sequence[float] | None = None,
-    baseline_seeds: Sequence[int] | None = None,
-) -> Experiment:
+def defence_learning(name: str, datasets: Names = None, baseline_seeds: Counts = None, **levels: Levels) -> Experiment:
     """Figures 9-12 and the Gaussian mechanism, learning side: meta-training under each
     defence, and without one (the baseline) from ``baseline_seeds``: runs of the same
     configuration differ by a few points of meta-test accuracy from seed to seed, so the
@@ -386,7 +347,7 @@ def defence_learning(
         return LearningCell(d, 3, 1, seed, MAMLConfig(INNER_LR), p.train_iterations, spec)
 
     cells = [cell(d, None, s) for d in datasets for s in (baseline_seeds or p.baseline_seeds)]
-    cells += [cell(d, spec, 0) for d in datasets for spec in defences(p, data_noise, grad_noise, dp_sigmas)]
+    cells += [cell(d, spec, 0) for d in datasets for spec in defences(p, **levels)]
     return Experiment("defence-learning", tuple(cells))
 
 

@@ -56,36 +56,26 @@ def _check_keys(kind: str, config: dict, required: tuple[str, ...], optional: tu
         raise ValueError(f"{kind} config: missing keys {missing}, unknown keys {unknown}")
 
 
-def _train(
-    dataset: str,
-    ways: int,
-    shots: int,
-    net: NetConfig,
-    maml: MAMLConfig,
-    seed: int,
-    iterations: int,
-    eval_tasks: int,
-    noise: TaskNoise | None = None,
-    meta_batch: int = META_BATCH,
-):
-    """Meta-train (cached in :func:`runs_dir`) and return the run's ``TrainResult``."""
+def _train(cell: MembershipCell | LearningCell, eval_tasks: int, noise: TaskNoise | None = None):
+    """Meta-train ``cell.net`` on the cell's data set and task shape with its inner loop,
+    seed and length (cached in :func:`runs_dir`); returns the run's ``TrainResult``."""
     from .training import TrainConfig, meta_train, run_folder
 
     extra: dict[str, Any] = {"noise": noise} if noise is not None else {}
     tc = TrainConfig(
-        dataset=dataset,
-        ways=ways,
-        shots=shots,
-        net=net,
-        maml=maml,
-        seed=seed,
-        iterations=iterations,
-        meta_batch=meta_batch,
-        epoch_iterations=EPOCH_ITERATIONS,
-        eval_tasks=eval_tasks,
-        **extra,
-    )
+        dataset=cell.dataset, ways=cell.ways, shots=cell.shots, net=cell.net, maml=cell.maml, seed=cell.seed,
+        iterations=cell.train_iterations, meta_batch=META_BATCH, epoch_iterations=EPOCH_ITERATIONS,
+        eval_tasks=eval_tasks, **extra,
+    )  # fmt: skip
     return meta_train(tc, out_dir=run_folder(runs_dir(), tc), progress=False)
+
+
+def _maml_of(c: dict) -> MAMLConfig:
+    return MAMLConfig(c["inner_lr"], c.get("inner_steps", 1), c.get("first_order", False))
+
+
+def _net_of(c: dict) -> NetConfig:
+    return NetConfig(**c["net"]) if "net" in c else ATTACK_NET
 
 
 @dataclass(frozen=True)
@@ -209,24 +199,13 @@ class MembershipCell:
     @classmethod
     def from_config(cls, c: dict) -> MembershipCell:
         _check_keys("membership cell", c, cls._REQUIRED, cls._OPTIONAL)
+        plain = ("dataset", "target", "ways", "shots", "trials", "validation", "seed", "train_iterations")
         return cls(
-            dataset=c["dataset"],
-            target=c["target"],
-            ways=c["ways"],
-            shots=c["shots"],
-            trials=c["trials"],
-            validation=c["validation"],
-            seed=c["seed"],
-            maml=MAMLConfig(c["inner_lr"], c.get("inner_steps", 1), c.get("first_order", False)),
-            train_iterations=c["train_iterations"],
-            stages=tuple(c["stages"]),
-            attack=AttackConfig(**c["attack"]),
-            attacks=tuple(AttackConfig(**a) for a in c.get("attacks", ())),
-            learning=c.get("learning", False),
-            games=tuple(c.get("games", GAMES)),
+            **{k: c[k] for k in plain}, maml=_maml_of(c), stages=tuple(c["stages"]), net=_net_of(c),
+            attack=AttackConfig(**c["attack"]), attacks=tuple(AttackConfig(**a) for a in c.get("attacks", ())),
+            learning=c.get("learning", False), games=tuple(c.get("games", GAMES)),
             noise=defence_from_json(c.get("noise")),
-            net=NetConfig(**c["net"]) if "net" in c else ATTACK_NET,
-        )
+        )  # fmt: skip
 
     def snapshots(self) -> tuple[dict[int, Params], list[dict]]:
         """The attacked models ``({stage: params}, training history)``: stage 0 alone
@@ -234,9 +213,7 @@ class MembershipCell:
         meta-trained for ``train_iterations`` (cached), at each of ``stages``."""
         if max(self.stages) == 0 and not self.learning:
             return {0: init_params(self.net.build(self.ways), seed=self.seed)}, []
-        res = _train(
-            self.dataset, self.ways, self.shots, self.net, self.maml, self.seed, self.train_iterations, eval_tasks=100
-        )
+        res = _train(self, eval_tasks=100)
         return {st: res.snapshots[st] for st in self.stages}, res.history
 
     def compute(self) -> dict:
@@ -328,35 +305,12 @@ class LearningCell:
 
     @classmethod
     def from_config(cls, c: dict) -> LearningCell:
-        _check_keys(
-            "learning cell",
-            c,
-            ("dataset", "ways", "shots", "seed", "inner_lr", "train_iterations", "noise"),
-            ("inner_steps", "first_order", "net"),
-        )
-        return cls(
-            dataset=c["dataset"],
-            ways=c["ways"],
-            shots=c["shots"],
-            seed=c["seed"],
-            maml=MAMLConfig(c["inner_lr"], c.get("inner_steps", 1), c.get("first_order", False)),
-            train_iterations=c["train_iterations"],
-            noise=defence_from_json(c["noise"]),
-            net=NetConfig(**c["net"]) if "net" in c else ATTACK_NET,
-        )
+        plain = ("dataset", "ways", "shots", "seed", "train_iterations")
+        _check_keys("learning cell", c, (*plain, "inner_lr", "noise"), ("inner_steps", "first_order", "net"))
+        return cls(**{k: c[k] for k in plain}, maml=_maml_of(c), noise=defence_from_json(c["noise"]), net=_net_of(c))
 
     def compute(self) -> dict:
-        res = _train(
-            self.dataset,
-            self.ways,
-            self.shots,
-            self.net,
-            self.maml,
-            self.seed,
-            self.train_iterations,
-            eval_tasks=200,
-            noise=self.noise.task_noise() if self.noise is not None else None,
-        )
+        res = _train(self, eval_tasks=200, noise=self.noise.task_noise() if self.noise is not None else None)
         out: dict[str, Any] = {
             "test_acc": res.history[-1]["test_acc"],
             "test_ci95": res.history[-1]["test_ci95"],

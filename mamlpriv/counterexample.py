@@ -299,17 +299,14 @@ def _same_set(p: DataSet, q: DataSet) -> bool:
 def _build(g: torch.Tensor, w: torch.Tensor, alpha: float, m_support: DataSet) -> AlternativeTask:
     """Steps of the proof of Proposition 3.1 for a given shared gradient ``g``."""
     theta = _adapt(w, alpha, m_support)
+
+    def failed(g_prime: torch.Tensor, reason: str, code: str) -> AlternativeTask:
+        return AlternativeTask(m_support, None, theta, g_prime, False, reason, code)
+
     invertible, det = invertibility_condition(w, alpha, m_support)
     if not invertible:
-        return AlternativeTask(
-            m_support,
-            None,
-            theta,
-            torch.full((2,), float("nan"), dtype=DT),
-            False,
-            f"A = I - alpha*H(w; M_s) is singular (det = {det:.3g}); g' = A^-1 g does not exist",
-            "singular",
-        )
+        reason = f"A = I - alpha*H(w; M_s) is singular (det = {det:.3g}); g' = A^-1 g does not exist"
+        return failed(torch.full((2,), float("nan"), dtype=DT), reason, "singular")
     nonzero, g_prime = nonzero_condition(g, w, alpha, m_support)
     if not nonzero:
         why = (
@@ -317,30 +314,20 @@ def _build(g: torch.Tensor, w: torch.Tensor, alpha: float, m_support: DataSet) -
             if bool((g == 0).all())
             else ""
         )
-        return AlternativeTask(
-            m_support,
-            None,
-            theta,
-            g_prime,
-            False,
+        reason = (
             f"g' = A^-1 g = [{g_prime[0]:.3g}, {g_prime[1]:.3g}] has a zero entry{why}; "
-            "the one-sample query set cannot be read off",
-            "zero-entry",
+            "the one-sample query set cannot be read off"
         )
+        return failed(g_prime, reason, "zero-entry")
     # One active sample at theta' = (a', b') has gradient 2 r [x_q, 1], r = a' x_q + b' - y_q.
     x_q = g_prime[0] / g_prime[1]
     z_q = theta[0] * x_q + theta[1]
     if not bool(z_q > 0):
-        return AlternativeTask(
-            m_support,
-            None,
-            theta,
-            g_prime,
-            False,
+        reason = (
             f"the reconstructed query sample x_q = {x_q:.3g} is inactive at the adapted "
-            f"parameters (a' x_q + b' = {z_q:.3g} <= 0), so it would give a zero gradient",
-            "inactive-query",
+            f"parameters (a' x_q + b' = {z_q:.3g} <= 0), so it would give a zero gradient"
         )
+        return failed(g_prime, reason, "inactive-query")
     y_q = z_q - g_prime[1] / 2.0
     return AlternativeTask(m_support, (x_q.reshape(1), y_q.reshape(1)), theta, g_prime, True, "")
 

@@ -18,6 +18,7 @@ release per participation, sensitivity ``clip`` (add/remove one task-learner).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,9 +97,32 @@ def confident_area(
 # ----- a defence as a typed part of a cell's configuration ------------------------------
 
 
+class _Spec:
+    """What both defences share: ``to_json`` (their fields, in order, as the cells store
+    them), ``label`` (the location, or the mechanism's name) and ``level`` (the noise)."""
+
+    _LEVEL: str
+
+    def __init_subclass__(cls, level: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._LEVEL = level
+
+    @property
+    def label(self) -> str:
+        return str(getattr(self, "location", "gaussian mechanism"))
+
+    @property
+    def level(self) -> float:
+        return float(getattr(self, self._LEVEL))
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]  # subclasses are dataclasses
+
+
 @dataclass(frozen=True)
-class RawNoise:
-    """The paper's noise as a cell stores it: ``{"location": ..., "std": ...}``."""
+class RawNoise(_Spec, level="std"):
+    """The paper's noise as a cell stores it: ``{"location": ..., "std": ...}``, Gaussian
+    noise of standard deviation ``std`` at one of :data:`LOCATIONS`."""
 
     location: str
     std: float
@@ -107,23 +131,12 @@ class RawNoise:
         checks.choice("location", self.location, LOCATIONS)
         object.__setattr__(self, "std", checks.real("std", self.std, 0.0))
 
-    @property
-    def label(self) -> str:
-        return self.location
-
-    @property
-    def level(self) -> float:
-        return self.std
-
-    def to_json(self) -> dict:
-        return {"location": self.location, "std": self.std}
-
     def task_noise(self) -> TaskNoise:
         return noise_at(self.location, self.std)
 
 
 @dataclass(frozen=True)
-class GaussianMechanismSpec:
+class GaussianMechanismSpec(_Spec, level="noise_multiplier"):
     """The Gaussian mechanism as a cell stores it: ``{"clip": ..., "noise_multiplier": ...}``."""
 
     clip: float
@@ -132,17 +145,6 @@ class GaussianMechanismSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "clip", checks.real("clip", self.clip, 0.0, lo_open=True))
         object.__setattr__(self, "noise_multiplier", checks.real("noise_multiplier", self.noise_multiplier, 0.0))
-
-    @property
-    def label(self) -> str:
-        return "gaussian mechanism"
-
-    @property
-    def level(self) -> float:
-        return self.noise_multiplier
-
-    def to_json(self) -> dict:
-        return {"clip": self.clip, "noise_multiplier": self.noise_multiplier}
 
     def task_noise(self) -> TaskNoise:
         return gaussian_mechanism(self.clip, self.noise_multiplier)

@@ -105,6 +105,7 @@ class MAMLConfig:
 # A noise draw: optional entries "support" (like x_s), "query" (like x_q),
 # "adaptation" ({name: (steps, *shape)}) and "validation" ({name: shape}).
 NoiseDraw = dict
+OptionalDraw = NoiseDraw | None
 
 
 def _gauss(n: GaussianNoise, shape: torch.Size, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
@@ -231,12 +232,7 @@ def task_gradient(
 
 
 def task_gradients(
-    f: Forward,
-    params: Params,
-    batch: TaskBatch,
-    cfg: MAMLConfig,
-    noise: NoiseDraw | None = None,
-    vectorize: bool = True,
+    f: Forward, params: Params, batch: TaskBatch, cfg: MAMLConfig, noise: OptionalDraw = None, vectorize: bool = True
 ) -> tuple[Params, torch.Tensor, torch.Tensor]:
     """The task gradient of every task of ``batch``, stacked on a leading axis.
 
@@ -257,12 +253,7 @@ def task_gradients(
 
 
 def meta_gradient(
-    f: Forward,
-    params: Params,
-    batch: TaskBatch,
-    cfg: MAMLConfig,
-    noise: NoiseDraw | None = None,
-    vectorize: bool = True,
+    f: Forward, params: Params, batch: TaskBatch, cfg: MAMLConfig, noise: OptionalDraw = None, vectorize: bool = True
 ) -> tuple[Params, torch.Tensor, torch.Tensor]:
     """Mean task gradient of a batch (the meta-learner's update direction, paper eq. 3).
 
@@ -285,11 +276,7 @@ def _detached(params: Params) -> Params:
 
 
 def adapted_accuracy(
-    f: Forward,
-    params: Params,
-    batch: TaskBatch,
-    cfg: MAMLConfig,
-    steps: int | None = None,
+    f: Forward, params: Params, batch: TaskBatch, cfg: MAMLConfig, steps: int | None = None
 ) -> torch.Tensor:
     """Query accuracy of each task of ``batch`` after adapting on its support set
     (``steps`` inner steps, default ``cfg.inner_steps``). Returns ``(T,)``."""

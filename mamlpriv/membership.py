@@ -69,10 +69,11 @@ class GameConfig:
 
 @dataclass(frozen=True)
 class Trials:
-    """The drawn trials of one game: ``tasks`` (their ``batch``), ``task_seeds``, which are
-    ``members`` ``(T,)``, the tested ``slots`` ``(T,)``, the targets ``x0`` ``(T, C, H, W)``
-    and their dataset indices ``target_idx``."""
+    """The drawn trials of one ``game``: ``tasks`` (their ``batch``), ``task_seeds``, which
+    are ``members`` ``(T,)``, the tested ``slots`` ``(T,)``, the targets ``x0``
+    ``(T, C, H, W)`` and their dataset indices ``target_idx``."""
 
+    game: GameConfig
     tasks: list[Task]
     batch: TaskBatch
     task_seeds: list[int]
@@ -142,21 +143,15 @@ def draw_trials(dataset: ImageDataset, game: GameConfig) -> Trials:
             x0 = dataset.images[idx]
         targets.append(x0)
         target_idx.append(idx)
-    return Trials(tasks, stack_tasks(tasks), task_seeds, members, slots, torch.stack(targets), target_idx)
+    return Trials(game, tasks, stack_tasks(tasks), task_seeds, members, slots, torch.stack(targets), target_idx)
 
 
-def score_trials(
-    f: Forward,
-    params: Params,
-    trials: Trials,
-    game: GameConfig,
-    maml: MAMLConfig,
-    attack: AttackConfig | None = None,
-    noise: TaskNoise | None = None,
-) -> GameResult:
+def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, attack: AttackConfig | None = None,
+                 noise: TaskNoise | None = None) -> GameResult:  # fmt: skip
     """The task-learners compute their real shared gradients (``noise``: a defence, drawn
     from stream ``GAME_NOISE``), then the attack of ``game.target`` scores every target
     (its initial batches from stream ``GAME_ATTACK``)."""
+    game = trials.game
     spec = attack_for(game.target)
     attack = attack if attack is not None else spec.defaults
     batch = trials.batch
@@ -186,20 +181,13 @@ def score_trials(
     return GameResult(game, records, res.scores, trials.members, trials.x0, res.reconstruction, trials.slots, res.loss)
 
 
-def play(
-    f: Forward,
-    params: Params,
-    dataset: ImageDataset,
-    game: GameConfig,
-    maml: MAMLConfig,
-    attack: AttackConfig | None = None,
-    noise: TaskNoise | None = None,
-) -> GameResult:
+def play(f: Forward, params: Params, dataset: ImageDataset, game: GameConfig, maml: MAMLConfig,
+         attack: AttackConfig | None = None, noise: TaskNoise | None = None) -> GameResult:  # fmt: skip
     """Play ``game.trials`` trials of the membership game against the model ``params``:
     :func:`draw_trials` from ``dataset`` (a split the model was not meta-trained on),
     then :func:`score_trials`. ``maml`` is the task-learner's inner loop (and the
     adversary's simulation of it); ``noise`` perturbs the real task gradients."""
-    return score_trials(f, params, draw_trials(dataset, game), game, maml, attack, noise)
+    return score_trials(f, params, draw_trials(dataset, game), maml, attack, noise)
 
 
 def evaluate_selected(
@@ -229,7 +217,7 @@ def evaluate_selected(
     val_game = game.validation(validation_trials)
     val_trials = draw_trials(dataset, val_game)  # drawn once: the same trials for every candidate
     vals = {
-        (st, a): score_trials(f, snapshots[st], val_trials, val_game, maml, attack, noise)
+        (st, a): score_trials(f, snapshots[st], val_trials, maml, attack, noise)
         for st in sorted(snapshots)
         for a, attack in enumerate(attacks)
     }
