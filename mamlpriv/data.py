@@ -131,10 +131,7 @@ _CACHE: dict[tuple[str, str, str], ImageDataset] = {}
 
 
 def load_dataset(
-    name: str = "mnist",
-    split: str = "train",
-    root: str | os.PathLike | None = None,
-    download: bool = True,
+    name: str = "mnist", split: str = "train", root: str | os.PathLike | None = None, download: bool = True
 ) -> ImageDataset:
     """Load MNIST or Fashion-MNIST (``name`` in ``{"mnist", "fashion-mnist"}``).
 

@@ -63,11 +63,7 @@ def point(experiment_name: str, config: Mapping) -> tuple:
 
 
 def shown(
-    experiment_name: str,
-    profile: str,
-    root: str | os.PathLike = "results",
-    compute: bool = True,
-    **knobs: Any,
+    experiment_name: str, profile: str, root: str | os.PathLike = "results", compute: bool = True, **knobs: Any
 ) -> list[dict]:
     """The records a page of ``profile`` shows for one experiment of :mod:`.catalog`.
 
