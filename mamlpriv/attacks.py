@@ -373,5 +373,10 @@ def ssim_scores(x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def decide(scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Member iff ``score > threshold`` (section IV-C)."""
-    return torch.as_tensor(scores) > threshold
+    """Member iff ``score > threshold`` (section IV-C). A NaN score (from a NaN gradient
+    or target) raises instead of silently counting as a non-member."""
+    s = torch.as_tensor(scores)
+    if bool(torch.isnan(s).any()):
+        raise ValueError(f"scores must not be NaN: {int(torch.isnan(s).sum())} of {s.numel()} are")
+    checks.real("threshold", threshold)
+    return s > threshold

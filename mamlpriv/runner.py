@@ -32,6 +32,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -213,13 +214,39 @@ def _serial(cells: list[Cell]) -> Iterator[tuple[int, dict]]:
         yield i, compute_cell(c, threads_per_cell(1))
 
 
+_WATCHING = False  # a worker process watches its parent once
+
+
+def _exit_when_orphaned(parent: int, every: float = 0.5) -> None:
+    """In a worker process: end the process as soon as ``parent`` is gone (a killed run
+    leaves no worker computing cells nobody will store)."""
+    import threading
+
+    global _WATCHING
+    if _WATCHING:
+        return
+    _WATCHING = True
+
+    def watch() -> None:
+        while os.getppid() == parent and _alive(parent):
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="mamlpriv-orphan-watch").start()
+
+
+def _worker_job(i: int, cell: Cell, threads: int, parent: int) -> tuple[int, dict]:
+    """What a joblib worker runs: the cell, with a watch on the parent process."""
+    if os.getpid() != parent:
+        _exit_when_orphaned(parent)
+    return i, compute_cell(cell, threads)
+
+
 def _joblib(cells: list[Cell], n_jobs: int) -> Iterator[tuple[int, dict]]:
     from joblib import Parallel, delayed
 
     threads = threads_per_cell(n_jobs)
-
-    def job(i: int, c: Cell) -> tuple[int, dict]:
-        return i, compute_cell(c, threads)
+    job = partial(_worker_job, threads=threads, parent=os.getpid())
 
     # pre_dispatch=n_jobs: a killed parent leaves at most the cells in flight behind
     yield from Parallel(n_jobs=n_jobs, pre_dispatch="n_jobs", return_as="generator_unordered")(
