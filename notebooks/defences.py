@@ -16,6 +16,14 @@
 # %% [markdown]
 # # Noise defences and a calibrated Gaussian mechanism
 #
+# **What you will learn**
+#
+# - the paper's four places to add noise, and how we find its 'confident noise area' by a rule instead of by eye;
+# - how much noise each attack needs before it fails, compared with the size of the gradient it perturbs;
+# - what a defence with a guarantee (the Gaussian mechanism, with a privacy budget epsilon) costs in learning.
+#
+# ## The idea
+#
 # Section IV-E of {cite:t}`rafiei2024privacy` proposes four places where a task-learner
 # can add Gaussian noise: its support images, each adaptation gradient, its query
 # images, or the gradient it finally shares (the "validation gradient"). Section V-C
@@ -213,6 +221,14 @@ for ax, dataset in zip(axes[0], sorted(set(dp.dataset))):
 plt.show()
 dp.set_index(["dataset", "attack", "level"])[["epsilon", "attack_accuracy", "attack_auc", "learning_accuracy",
                                              "baseline_learning", "profile"]].round(3)
+
+# %% [markdown]
+# ## Takeaways
+#
+# - Noise that stops an attack usually costs learning more than the 5-point rule allows: the confident areas are small or empty.
+# - Gradient noise has to be compared with the gradient: the same noise is far stronger against the untrained network (query attack) than after 300 meta-iterations (support attack).
+# - Part of the support attack's accuracy in the paper's game comes from the game itself, not from the gradient (the control with the gradient drowned in noise).
+# - The Gaussian mechanism gives a budget, but with 1,000 task-learners and 1,000 meta-iterations no useful epsilon is reached before learning suffers.
 
 # %%
 # sanity check for nbval: every defence cell has its learning run

@@ -16,6 +16,13 @@
 # %% [markdown]
 # # Sensitivity III: first-order MAML
 #
+# **What you will learn**
+#
+# - what first-order MAML removes from the shared gradient (the Hessian term) and what it keeps (the adapted point);
+# - whether that protects the support set against the support attack, measured on the same trials as the second-order cells.
+#
+# ## The idea
+#
 # First-order MAML (paper eq. 7) drops the second derivative: the task-learner shares
 # the query gradient at its adapted parameters, $\nabla\mathcal{L}_q(\theta')$, instead
 # of $(I - \alpha H_s)\nabla\mathcal{L}_q(\theta')$. The support set still shapes
@@ -90,6 +97,12 @@ plt.show()
 
 # %%
 print("\n".join(order_summary(rows)))
+
+# %% [markdown]
+# ## Takeaways
+#
+# - The query attack is unaffected: it reads the query gradient, which first-order MAML still shares.
+# - The support attack loses accuracy against first-order gradients in every shape measured, but the trials resolve the difference in only some of them (the summary above); first-order MAML weakens this attack, it does not stop it.
 
 # %%
 # sanity check for nbval: every first-order cell found its second-order twin

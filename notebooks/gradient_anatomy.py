@@ -16,6 +16,14 @@
 # %% [markdown]
 # # What the shared gradient contains
 #
+# **What you will learn**
+#
+# - how the second-order gradient splits into a query part and a support correction, and how large each is during meta-training;
+# - how much the gradient changes when one support image or one query image is swapped, and what that does and does not say about the attacks;
+# - why Proposition 3.1 (many tasks give the same gradient) does not stop membership inference.
+#
+# ## The idea
+#
 # Section III of {cite:t}`rafiei2024privacy` argues from the form of the MAML gradient
 # that the query set leaks more than the support set, and its Proposition 3.1 says that
 # the gradient need not determine the task's data at all. This chapter measures both
@@ -313,6 +321,13 @@ pd.DataFrame([{
 # (for instance when no query sample is active, so that $g = 0$), or a reconstructed
 # query input on the inactive side of the ReLU. The second failure is not a counterexample
 # to non-uniqueness: with $g = 0$ any inactive query set reproduces it.
+
+# %% [markdown]
+# ## Takeaways
+#
+# - The support correction is a large share of the shared gradient, so the support set is far from invisible in it.
+# - Sensitivity to swapping one image is not the same as an attack's success: the query attack, which reads the query part directly through eq. 9, is the stronger of the two attacks (next chapter), even where the gradient moves more under a support swap.
+# - Proposition 3.1 holds (we construct the alternative tasks and check them to 1e-10), but it concerns recovering a task from its gradient, not testing one known candidate image.
 
 # %%
 # The counterexample holds numerically: every accepted task reproduces g.

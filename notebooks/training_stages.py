@@ -16,6 +16,13 @@
 # %% [markdown]
 # # Sensitivity II: the training stage (Figures 7 and 8)
 #
+# **What you will learn**
+#
+# - how the attacks' success depends on when in meta-training the meta-learner attacks;
+# - why the query attack works best on the untrained network and where the support attack peaks, in both games.
+#
+# ## The idea
+#
 # A meta-learner chooses when to attack. {cite:t}`rafiei2024privacy` (section V-B2)
 # attack snapshots of meta-training and report that the query attack is best on the
 # untrained network (their Figure 7) and the support attack when the network is partly
@@ -106,6 +113,13 @@ points[keep].sort_values(["dataset", "attack", "game", "stage"]).set_index(["dat
 # %%
 claims = stage_claims(points.to_dict("records"), "paper") + stage_claims(points.to_dict("records"), "strict")
 display(Markdown("\n".join(f"- {claim_sentence(c)} ({c['game']} game)" for c in claims)))
+
+# %% [markdown]
+# ## Takeaways
+#
+# - The query attack is strongest on the untrained network, where its approximation theta ~ omega holds best.
+# - The support attack peaks part-way through training in the paper's game; several margins are within their 95% intervals, so the exact peak is not pinned down by 100 trials.
+# - The strict game (same-class non-members) is much harder for the support attack at every stage.
 
 # %%
 # sanity check for nbval: both attacks have stage curves in both games

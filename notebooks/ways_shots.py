@@ -16,6 +16,13 @@
 # %% [markdown]
 # # Sensitivity I: ways and shots (Figures 5 and 6)
 #
+# **What you will learn**
+#
+# - how the attacks' accuracy changes with the number of classes (ways) and of images per class (shots) in a task;
+# - how the paper's qualitative claims about Figures 5 and 6 are decided by explicit rules on our numbers, with their intervals.
+#
+# ## The idea
+#
 # Section V-B2 of {cite:t}`rafiei2024privacy` varies the shape of the task and reports
 # how the two attacks of the previous chapter respond: accuracy against the number of
 # ways at one shot (their Figure 5) and against the number of shots at three ways
@@ -105,6 +112,13 @@ fig56[keep].sort_values(["dataset", "attack", "ways", "shots"]).set_index(["data
 # %%
 claims = shape_claims(shapes.to_dict("records"), FIG5_WAYS, FIG6_SHOTS)
 display(Markdown("\n".join(f"- {claim_sentence(c)}" for c in claims)))
+
+# %% [markdown]
+# ## Takeaways
+#
+# - More images behind one gradient make each image harder to single out: accuracy falls with the shots.
+# - The query attack is close to flat in the ways; the support attack varies more than the rule allows.
+# - Read the verdicts with their margins: with 100 test trials per point, differences of a few points are not resolved.
 
 # %%
 # sanity check for nbval: both figures have points and every claim has a verdict
