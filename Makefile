@@ -1,5 +1,5 @@
 # One entry point: `make book` (set up, execute the notebooks, build the book) and
-# `make test` (set up, pytest, nbval on the notebooks, strict book build).
+# `make test` (set up, lint, pytest, execute the notebooks, strict book build).
 PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED := 1
 KERNEL  := mamlpriv
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: setup execute book test pytest nbval sync bench paper status clean
+.PHONY: setup execute book test lint pytest nbval sync bench paper status clean check-book
 
 setup: $(VENV)/.installed
 
@@ -34,10 +34,17 @@ execute: setup
 	  $(BIN)/papermill --no-progress-bar -k $(KERNEL) --cwd notebooks -p profile $(PROFILE) \
 	    $$nb book/$$(basename $$nb) || exit 1; \
 	done
+	$(BIN)/python scripts/hide_injected.py book/*.ipynb
 
 book: execute
 	$(BIN)/jupyter-book build book/ --toc $(abspath _toc.yml) --path-output book -W -n --keep-going
 	@echo "open book/_build/html/index.html"
+
+# Lint and format check (ruff) and a type check (mypy) of the library
+lint: setup
+	$(BIN)/ruff check mamlpriv tests bench scripts
+	$(BIN)/ruff format --check mamlpriv
+	$(BIN)/mypy
 
 pytest: setup
 	$(BIN)/python -m pytest tests
@@ -45,7 +52,17 @@ pytest: setup
 nbval: setup
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/
 
-test: pytest nbval book
+# The notebooks run once: papermill executes them for the book and fails on any cell's error
+# (nbval, which ran them a second time, stays available as `make nbval`).
+test: lint pytest book
+
+# Open every page of the built book in headless Chromium (Debian's `chromium`, driven by
+# Playwright) and fail on raw TeX, requests off the machine, broken images, tracebacks or
+# warnings in outputs, overflowing content and JavaScript errors. Screenshots go to
+# book/_build/screenshots/. Skipped without Chromium, except under CI=true.
+# Options: make check-book CHECK_ARGS="--html _build/html"
+check-book: setup
+	$(BIN)/python scripts/check_book.py $(CHECK_ARGS)
 
 bench: setup
 	$(BIN)/python bench/maml_speed.py
