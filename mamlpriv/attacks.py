@@ -340,7 +340,7 @@ def _support_on_batch(f, params, g, batch: TaskBatch, x0, slot, maml, cfg, gener
 # record every setting tried and its validation AUC.
 ATTACKS: dict[str, AttackSpec] = {
     "query": AttackSpec(AttackConfig(), "results/attacks/search-query-untrained-stride.json", _query_on_batch),
-    "support": AttackSpec(AttackConfig(), "results/attacks/search-support-settings-stride-2.json", _support_on_batch),
+    "support": AttackSpec(AttackConfig(), "results/attacks/search-support-settings-stride.json", _support_on_batch),
 }
 TARGETS = tuple(ATTACKS)
 

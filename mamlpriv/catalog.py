@@ -194,13 +194,23 @@ def membership(
     return MembershipCell(**{**fields, **extra})
 
 
+def _knob(name: str, value, default):
+    """A grid knob: ``default`` (the profile's value) when ``value`` is None; an empty list
+    is refused by name (it would silently mean the profile's grid)."""
+    if value is None:
+        return default
+    if isinstance(value, (list, tuple)) and not value:
+        raise ValueError(f"{name} must hold at least one value, got {value!r}")
+    return value
+
+
 def _sized(p: Profile, trials: int | None, validation: int | None, train_iterations: int | None) -> Profile:
     """``p`` with the trial counts and training length a chapter asked for."""
     return replace(
         p,
-        trials=trials or p.trials,
-        validation=validation or p.validation,
-        train_iterations=train_iterations or p.train_iterations,
+        trials=_knob("trials", trials, p.trials),
+        validation=_knob("validation", validation, p.validation),
+        train_iterations=_knob("train_iterations", train_iterations, p.train_iterations),
     )
 
 
@@ -208,7 +218,12 @@ def tables_1_2(
     name: str, datasets: Names = None, grid: Shapes = None, trials: Count = None, validation: Count = None
 ) -> Experiment:
     p = _sized(profile(name), trials, validation, None)
-    cells = [membership(p, d, t, w, s) for d in (datasets or DATASETS) for w, s in (grid or p.grid) for t in TARGETS]
+    cells = [
+        membership(p, d, t, w, s)
+        for d in (_knob("datasets", datasets, DATASETS))
+        for w, s in (_knob("grid", grid, p.grid))
+        for t in TARGETS
+    ]
     return Experiment("tables-1-2", tuple(cells))
 
 
@@ -219,8 +234,8 @@ def ways_shots(
     p = _sized(profile(name), trials, validation, None)
     cells = [
         membership(p, d, t, w, s)
-        for d in (datasets or p.sensitivity_datasets)
-        for w, s in (shapes or p.extra_shapes)
+        for d in (_knob("datasets", datasets, p.sensitivity_datasets))
+        for w, s in (_knob("shapes", shapes, p.extra_shapes))
         for t in TARGETS
     ]
     return Experiment("ways-shots", tuple(cells))
@@ -233,6 +248,7 @@ def training_stages(name: str, datasets: Names = None, ways: int = 3, shots: int
     ``ways``-way ``shots``-shot meta-training, the attack's learning rate chosen among
     ``lrs`` per stage on validation trials."""
     p = _sized(profile(name), trials, validation, train_iterations)
+    stages = _knob("stages", stages, None)
     if stages is None:
         stages = p.curve_stages  # the profile's training length reaches its last stage
     elif train_iterations is None:
@@ -248,7 +264,7 @@ def training_stages(name: str, datasets: Names = None, ways: int = 3, shots: int
             learning=True,
             attacks=tuple(replace(attack_for(t).defaults, lr=lr) for lr in lrs),
         )
-        for d in (datasets or p.sensitivity_datasets)
+        for d in (_knob("datasets", datasets, p.sensitivity_datasets))
         for t in TARGETS
         for st in stages
     ]
@@ -263,8 +279,8 @@ def first_order(
     p = _sized(profile(name), trials, validation, None)
     cells = [
         membership(p, d, t, w, s, maml=MAMLConfig(INNER_LR, 1, True))
-        for d in (datasets or DATASETS)
-        for w, s in (shapes or p.fo_shapes)
+        for d in (_knob("datasets", datasets, DATASETS))
+        for w, s in (_knob("shapes", shapes, p.fo_shapes))
         for t in TARGETS
     ]
     return Experiment("first-order", tuple(cells))
@@ -277,12 +293,12 @@ def inner_loop(name: str, dataset: str = "mnist", ways: int = 3, shots: int = 1,
     p = _sized(profile(name), trials, validation, None)
     cells = [
         membership(p, dataset, t, ways, shots, maml=MAMLConfig(lr, 1, False))
-        for lr in (inner_lrs or p.inner_lrs)
+        for lr in (_knob("inner_lrs", inner_lrs, p.inner_lrs))
         for t in TARGETS
     ]
     cells += [
         membership(p, dataset, t, ways, shots, maml=MAMLConfig(INNER_LR, k, False))
-        for k in (inner_steps or p.inner_steps)
+        for k in (_knob("inner_steps", inner_steps, p.inner_steps))
         for t in TARGETS
     ]
     return Experiment("inner-loop", tuple(cells))
@@ -296,9 +312,13 @@ def defences(
     Gaussian mechanism at each noise multiplier."""
     out: list[Defence] = []
     for location in LOCATIONS:
-        levels = (data_noise or p.data_noise) if location.endswith("_data") else (grad_noise or p.grad_noise)
+        levels = (
+            (_knob("data_noise", data_noise, p.data_noise))
+            if location.endswith("_data")
+            else (_knob("grad_noise", grad_noise, p.grad_noise))
+        )
         out += [RawNoise(location, float(v)) for v in levels]
-    return out + [GaussianMechanismSpec(DP_CLIP, float(s)) for s in (dp_sigmas or p.dp_sigmas)]
+    return out + [GaussianMechanismSpec(DP_CLIP, float(s)) for s in (_knob("dp_sigmas", dp_sigmas, p.dp_sigmas))]
 
 
 def _attack_stage(target: str) -> tuple[int]:
@@ -313,7 +333,7 @@ def defence_attacks(
     p = _sized(profile(name), trials, validation, None)
     cells = [
         membership(p, d, t, 3, 1, stages=_attack_stage(t), games=("paper",), noise=spec)
-        for d in (datasets or p.defence_datasets)
+        for d in (_knob("datasets", datasets, p.defence_datasets))
         for spec in defences(p, **levels)
         for t in TARGETS
     ]
@@ -329,7 +349,7 @@ def game_control(name: str, datasets: Names = None, trials: Count = None, valida
     spec = RawNoise("validation_grad", CONTROL_NOISE)
     cells = [
         membership(p, d, t, 3, 1, stages=_attack_stage(t), noise=spec)
-        for d in (datasets or p.defence_datasets)
+        for d in (_knob("datasets", datasets, p.defence_datasets))
         for t in TARGETS
     ]
     return Experiment("game-control", tuple(cells))
@@ -341,12 +361,12 @@ def defence_learning(name: str, datasets: Names = None, baseline_seeds: Counts =
     configuration differ by a few points of meta-test accuracy from seed to seed, so the
     baseline the confident area is measured against is their mean."""
     p = profile(name)
-    datasets = datasets or p.defence_datasets
+    datasets = _knob("datasets", datasets, p.defence_datasets)
 
     def cell(d: str, spec: Defence | None, seed: int) -> LearningCell:
         return LearningCell(d, 3, 1, seed, MAMLConfig(INNER_LR), p.train_iterations, spec)
 
-    cells = [cell(d, None, s) for d in datasets for s in (baseline_seeds or p.baseline_seeds)]
+    cells = [cell(d, None, s) for d in datasets for s in (_knob("baseline_seeds", baseline_seeds, p.baseline_seeds))]
     cells += [cell(d, spec, 0) for d in datasets for spec in defences(p, **levels)]
     return Experiment("defence-learning", tuple(cells))
 
@@ -356,10 +376,10 @@ def tables_3_4(
 ) -> Experiment:
     p = profile(name)
     cells = tuple(
-        RuntimeCell(t, it, n, trials or p.runtime_trials, INNER_LR)
+        RuntimeCell(t, it, n, _knob("trials", trials, p.runtime_trials), INNER_LR)
         for t in TARGETS
-        for it in (iterations or p.runtime_iterations)
-        for n in (sizes or p.runtime_sizes)
+        for it in (_knob("iterations", iterations, p.runtime_iterations))
+        for n in (_knob("sizes", sizes, p.runtime_sizes))
     )
     return Experiment("tables-3-4", cells, parallel=False)
 

@@ -34,12 +34,6 @@ def flat_rows(params: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([v.reshape(v.shape[0], -1) for v in params.values()], dim=1)
 
 
-def cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    """Cosine similarity of two parameter dicts with the same keys, as flat vectors."""
-    fa, fb = flat(a), flat({k: b[k] for k in a})
-    return float(torch.dot(fa, fb) / (fa.norm() * fb.norm()).clamp_min(torch.finfo(fa.dtype).tiny))
-
-
 def _finite(name: str, v: torch.Tensor) -> None:
     bad = ~torch.isfinite(v)
     if bool(bad.any()):

@@ -107,8 +107,7 @@ def parameters(namespace: Mapping[str, Any], names: Sequence[str]) -> dict[str, 
     parameters. A name the chapter does not know (a misspelt ``-p`` option) raises
     ``NameError`` listing the known ones; ``profile`` must be one of
     :data:`~mamlpriv.runner.PROFILES`. Returns ``{name: value}``."""
-    if isinstance(namespace, dict) and namespace.get(_CHECKED):
-        return {k: namespace[k] for k in names}  # the cell runs again in an open notebook
+    rerun = isinstance(namespace, dict) and namespace.get(_CHECKED)  # the cell runs again in an open notebook
     unknown = sorted(
         k
         for k, v in namespace.items()
@@ -118,7 +117,7 @@ def parameters(namespace: Mapping[str, Any], names: Sequence[str]) -> dict[str, 
         and not isinstance(v, ModuleType)
         and not callable(v)
     )
-    if unknown:
+    if unknown and not rerun:
         raise NameError(f"unknown parameter(s) {unknown}; this chapter takes {sorted(names)}")
     missing = [k for k in names if k not in namespace]
     if missing:

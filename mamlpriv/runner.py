@@ -87,13 +87,18 @@ def threads_per_cell(n_jobs: int) -> int:
     """Torch threads for each of ``n_jobs`` concurrent cells: ``$MAMLPRIV_THREADS`` if set,
     else the machine's cores shared out. Oversubscribing cores is ruinous for torch on
     CPU (spinning threads): two 2-thread jobs on 2 cores ran about 10x slower each."""
+    return _env_threads() or max(1, (os.cpu_count() or 1) // n_jobs)
+
+
+def _env_threads() -> int | None:
+    """``$MAMLPRIV_THREADS`` as an integer >= 1, or None when it is not set."""
     env = os.environ.get("MAMLPRIV_THREADS")
-    if env:
-        try:
-            return checks.integer("MAMLPRIV_THREADS", int(env), 1)
-        except ValueError:
-            raise ValueError(f"MAMLPRIV_THREADS must be an integer >= 1, got {env!r}") from None
-    return max(1, (os.cpu_count() or 1) // n_jobs)
+    if not env:
+        return None
+    try:
+        return checks.integer("MAMLPRIV_THREADS", int(env), 1)
+    except ValueError:
+        raise ValueError(f"MAMLPRIV_THREADS must be an integer >= 1, got {env!r}") from None
 
 
 def compute_cell(cell: Cell, threads: int | None = None) -> dict:
@@ -181,6 +186,7 @@ def _check(profile: str, backend: str, n_jobs: int) -> None:
     checks.choice("profile", profile, PROFILES)
     checks.choice("backend", backend, BACKENDS)
     checks.integer("n_jobs", n_jobs, 1)
+    _env_threads()  # a bad $MAMLPRIV_THREADS stops the run before anything is computed
 
 
 def _check_writable(folder: Path) -> None:
@@ -271,7 +277,7 @@ def _dask(cells: list[Cell], n_jobs: int, scheduler) -> Iterator[tuple[int, dict
         # local cluster: n_jobs one-thread workers share this machine's cores; a remote
         # cluster runs one cell per worker thread, so one torch thread each unless
         # $MAMLPRIV_THREADS says otherwise
-        threads = threads_per_cell(n_jobs) if own_cluster is not None else int(os.environ.get("MAMLPRIV_THREADS") or 1)
+        threads = threads_per_cell(n_jobs) if own_cluster is not None else (_env_threads() or 1)
         futures = {client.submit(compute_cell, c, threads, pure=False): i for i, c in enumerate(cells)}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()

@@ -3,22 +3,29 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import unflat
 
 from mamlpriv.analysis import SWAPS, decompose, decomposition_stats, hvp, replacement_images, swap_cosines
-from mamlpriv.data import TaskSampler, load_dataset, stack_tasks
+from mamlpriv.data import TaskSampler, stack_tasks
 from mamlpriv.maml import MAMLConfig, task_gradient
-from mamlpriv.metrics import cosine, flat
+from mamlpriv.metrics import flat
 from mamlpriv.models import MLP, ConvNet, forward, init_params
 
 DT = torch.float64
 
 
-def unflat(vec, like):
-    out, i = {}, 0
-    for k, v in like.items():
-        out[k] = vec[i : i + v.numel()].view_as(v)
-        i += v.numel()
-    return out
+def cosine(a, b):
+    """Cosine similarity of two parameter dicts with the same keys, as flat vectors (an
+    oracle for the batched cosines of mamlpriv.analysis)."""
+    fa, fb = flat(a), flat({k: b[k] for k in a})
+    return float(torch.dot(fa, fb) / (fa.norm() * fb.norm()).clamp_min(torch.finfo(fa.dtype).tiny))
+
+
+def test_cosine_helper_by_hand():
+    a = {"w": torch.tensor([1.0, 0.0]), "b": torch.tensor([1.0])}
+    b = {"w": torch.tensor([1.0, 1.0]), "b": torch.tensor([0.0])}
+    assert cosine(a, b) == pytest.approx(1 / 2)
+    assert cosine(b, {"b": b["b"], "w": b["w"]}) == pytest.approx(1.0)  # matched by key, not by order
 
 
 def tiny(seed=0):
@@ -63,12 +70,12 @@ def test_one_step_support_part_is_minus_alpha_H_times_query_part():
 
 
 @pytest.fixture(scope="module")
-def mnist_tasks():
-    ds = load_dataset("mnist", "test")
-    sampler = TaskSampler(ds, ways=5, shots=1)
-    return ds, [sampler.sample(s) for s in range(4)]
+def mnist_tasks(mnist_test):
+    sampler = TaskSampler(mnist_test, ways=5, shots=1)
+    return mnist_test, [sampler.sample(s) for s in range(4)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm,tol", [("none", 1e-6), ("group", 3e-6)])
 def test_conv_net_parts_sum_to_g_in_float32(mnist_tasks, norm, tol):
     """Query part + support correction (HVPs) against the autograd task gradient.
@@ -91,6 +98,7 @@ def test_conv_net_parts_sum_to_g_in_float32(mnist_tasks, norm, tol):
         assert float((total.double() - flat(ref)).norm() / flat(ref).norm()) < 2.5e-6
 
 
+@pytest.mark.slow
 def test_conv_net_decomposition_in_float64(mnist_tasks):
     _, tasks = mnist_tasks
     model = ConvNet(5, hidden=8)
@@ -104,6 +112,7 @@ def test_conv_net_decomposition_in_float64(mnist_tasks):
     assert float((total - flat(g)).norm() / flat(g).norm()) < 1e-10
 
 
+@pytest.mark.slow
 def test_decomposition_stats_match_single_task_computation(mnist_tasks):
     _, tasks = mnist_tasks
     model = ConvNet(5, hidden=8)
@@ -117,6 +126,7 @@ def test_decomposition_stats_match_single_task_computation(mnist_tasks):
         assert float(stats["cos_fo"][i]) == pytest.approx(cosine(d.g, d.query_part), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_replacement_images(mnist_tasks):
     ds, tasks = mnist_tasks
     t = tasks[0]
@@ -140,6 +150,7 @@ def test_replacement_images(mnist_tasks):
         replacement_images(ds, t, "query", "blur", gen)
 
 
+@pytest.mark.slow
 def test_swap_cosines_see_the_support_set_only_through_adaptation(mnist_tasks):
     ds, tasks = mnist_tasks
     model = ConvNet(5, hidden=8)

@@ -13,7 +13,13 @@ from mamlpriv.data import ImageDataset, TaskSampler, check_images, load_dataset
 from mamlpriv.defenses import epsilon, gaussian_mechanism, noise_at
 from mamlpriv.maml import GaussianNoise, MAMLConfig, TaskNoise
 from mamlpriv.metrics import (
-    auc_ci95, best_threshold, classification_at_threshold, mean_ci95, membership_metrics, roc_auc, roc_curve,
+    auc_ci95,
+    best_threshold,
+    classification_at_threshold,
+    mean_ci95,
+    membership_metrics,
+    roc_auc,
+    roc_curve,
     tpr_at_fpr,
 )
 from mamlpriv.models import MLP, ConvNet, build_model
@@ -94,6 +100,7 @@ def test_small_valid_idx_files_load(tmp_path):
     assert torch.equal(ds.images, expected) and ds.labels.tolist() == [i % 10 for i in range(20)]
 
 
+@pytest.mark.slow
 def test_loaded_mnist_is_what_torchvision_reads():
     from torchvision import datasets
 

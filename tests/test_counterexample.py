@@ -158,8 +158,10 @@ def check_alternative(w, alpha, support, query, task, tol=1e-10):
     a, b = task.theta
     assert float(a * task.query[0][0] + b) > 0  # the query sample is active at theta'
     assert not (
-        torch.equal(task.support[0], support[0]) and torch.equal(task.support[1], support[1])
-        and torch.equal(task.query[0], query[0]) and torch.equal(task.query[1], query[1])
+        torch.equal(task.support[0], support[0])
+        and torch.equal(task.support[1], support[1])
+        and torch.equal(task.query[0], query[0])
+        and torch.equal(task.query[1], query[1])
     )
     g = maml_gradient_autograd(w, alpha, support, query)
     g_alt = maml_gradient_autograd(w, alpha, task.support, task.query)
@@ -174,7 +176,9 @@ def test_hand_picked_alternative_task():
     check_alternative(w, alpha, D_s, D_q, task)
     assert task.support is M_s
     ok, det = invertibility_condition(w, alpha, M_s)
-    assert ok and det == pytest.approx(float(torch.linalg.det(torch.eye(2, dtype=DT) - alpha * neuron_hessian(w, *M_s))))
+    assert ok and det == pytest.approx(
+        float(torch.linalg.det(torch.eye(2, dtype=DT) - alpha * neuron_hessian(w, *M_s)))
+    )
     g = maml_gradient_closed_form(w, alpha, D_s, D_q)
     ok, g_prime = nonzero_condition(g, w, alpha, M_s)
     assert ok and torch.equal(g_prime, task.g_prime)
@@ -198,8 +202,15 @@ def test_random_cases_are_often_ok_and_all_ok_ones_reproduce_g():
             assert [c for phrase, c in code.items() if phrase in task.reason] == [task.failure]
             # generically g' has no zero entry unless g = 0 (no query sample active)
             assert "zero entry" not in task.reason or "itself zero" in task.reason
-            reasons["zero entry" if "zero entry" in task.reason else "inactive" if "inactive" in task.reason
-                    else "singular" if "singular" in task.reason else task.reason] += 1
+            reasons[
+                "zero entry"
+                if "zero entry" in task.reason
+                else "inactive"
+                if "inactive" in task.reason
+                else "singular"
+                if "singular" in task.reason
+                else task.reason
+            ] += 1
     # Seed 3: 114 ok, 126 zero entry (all with g == 0 exactly), 60 inactive query sample.
     assert reasons["ok"] >= 75, reasons
     assert reasons["inactive"] > 0 and reasons["zero entry"] > 0, reasons
@@ -291,15 +302,25 @@ def _near_kink(w, alpha, D_s, D_q, M_s, task):
     zeros are kept: both paths treat them as inactive.
     """
     theta = w - alpha * neuron_grad(w, *D_s)
-    zs = torch.cat([w[0] * D_s[0] + w[1], theta[0] * D_q[0] + theta[1], w[0] * M_s[0] + w[1],
-                    task.theta[0] * task.query[0] + task.theta[1]]).abs()
+    zs = torch.cat(
+        [
+            w[0] * D_s[0] + w[1],
+            theta[0] * D_q[0] + theta[1],
+            w[0] * M_s[0] + w[1],
+            task.theta[0] * task.query[0] + task.theta[1],
+        ]
+    ).abs()
     return bool(((zs > 0) & (zs < 1e-9)).any())
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    a=st.floats(-2.0, 2.0), b=st.floats(-2.0, 2.0), alpha=st.floats(0.01, 1.0),
-    D_s=data_set(), D_q=data_set(), M_s=data_set(),
+    a=st.floats(-2.0, 2.0),
+    b=st.floats(-2.0, 2.0),
+    alpha=st.floats(0.01, 1.0),
+    D_s=data_set(),
+    D_q=data_set(),
+    M_s=data_set(),
 )
 def test_property_accepted_alternatives_reproduce_the_gradient(a, b, alpha, D_s, D_q, M_s):
     w = t(a, b)

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from mamlpriv.data import TaskSampler, derive_seed, load_dataset, resolve_root
+from mamlpriv.data import TaskSampler, load_dataset, resolve_root
+from mamlpriv.seeds import derive_seed
 
 
 def test_root_resolution_order(monkeypatch, tmp_path):
@@ -13,6 +14,7 @@ def test_root_resolution_order(monkeypatch, tmp_path):
     assert resolve_root().name == "data" and ".cache" in str(resolve_root())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,n_train,mean", [("mnist", 60000, 0.1307), ("fashion-mnist", 60000, 0.2860)])
 def test_real_datasets_load(name, n_train, mean):
     train = load_dataset(name, "train")
@@ -62,9 +64,9 @@ def test_task_is_determined_by_seed(tiny_dataset):
     assert len(draws) > 10  # different seeds give different tasks
 
 
-def test_real_task_sampler_on_mnist():
-    ds = load_dataset("mnist", "test")
-    t = TaskSampler(ds, ways=5, shots=3).sample(derive_seed(0, 1))
+@pytest.mark.slow
+def test_real_task_sampler_on_mnist(mnist_test):
+    t = TaskSampler(mnist_test, ways=5, shots=3).sample(derive_seed(0, 1))
     assert t.query_x.shape == (15, 1, 28, 28)
     assert set(t.support_idx.tolist()).isdisjoint(t.query_idx.tolist())
 
@@ -83,8 +85,3 @@ def test_sampler_rejects_bad_arguments(tiny_dataset, ways, shots, match):
 def test_sampler_accepts_largest_possible_shots(tiny_dataset):
     t = TaskSampler(tiny_dataset, ways=4, shots=1).sample(0)
     assert t.support_x.shape[0] == 4
-
-
-def test_derive_seed_depends_on_every_part():
-    seeds = {derive_seed(a, b, c) for a in range(3) for b in range(3) for c in range(3)}
-    assert len(seeds) == 27 and all(0 <= s < 2**63 for s in seeds)

@@ -10,8 +10,12 @@ from mamlpriv.maml import GaussianNoise, MAMLConfig, TaskNoise, draw_noise, task
 from mamlpriv.metrics import flat
 from mamlpriv.models import MLP, forward, init_params
 
-KEY = {"support_data": "support", "adaptation_grad": "adaptation", "query_data": "query",
-       "validation_grad": "validation"}
+KEY = {
+    "support_data": "support",
+    "adaptation_grad": "adaptation",
+    "query_data": "query",
+    "validation_grad": "validation",
+}
 
 
 def small():
@@ -82,13 +86,20 @@ def test_confident_area_rule():
     assert area == [False, True, False]
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: noise_at("labels", 0.1), "location"), (lambda: noise_at("query_data", -1.0), "std"),
-    (lambda: gaussian_mechanism(0.0, 1.0), "clip"), (lambda: gaussian_mechanism(1.0, -1.0), "noise_multiplier"),
-    (lambda: epsilon(1.0, 1.5, 10), "sample_rate"), (lambda: epsilon(1.0, 0.1, 0), "steps"),
-    (lambda: epsilon(1.0, 0.1, 10, delta=0.0), "delta"), (lambda: epsilon(1.0, 0.1, 10, accountant="gdp"), "accountant"),
-    (lambda: TaskNoise(clip=-1.0), "clip"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: noise_at("labels", 0.1), "location"),
+        (lambda: noise_at("query_data", -1.0), "std"),
+        (lambda: gaussian_mechanism(0.0, 1.0), "clip"),
+        (lambda: gaussian_mechanism(1.0, -1.0), "noise_multiplier"),
+        (lambda: epsilon(1.0, 1.5, 10), "sample_rate"),
+        (lambda: epsilon(1.0, 0.1, 0), "steps"),
+        (lambda: epsilon(1.0, 0.1, 10, delta=0.0), "delta"),
+        (lambda: epsilon(1.0, 0.1, 10, accountant="gdp"), "accountant"),
+        (lambda: TaskNoise(clip=-1.0), "clip"),
+    ],
+)
 def test_bad_defence_parameters_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()

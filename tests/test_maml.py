@@ -3,26 +3,13 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import flat, unflat
 
 from mamlpriv.data import TaskBatch
-from mamlpriv.maml import (
-    GaussianNoise, MAMLConfig, TaskNoise, adapt, draw_noise, meta_gradient, task_gradient,
-)
+from mamlpriv.maml import GaussianNoise, MAMLConfig, TaskNoise, adapt, draw_noise, meta_gradient, task_gradient
 from mamlpriv.models import MLP, ConvNet, forward, init_params
 
 DT = torch.float64
-
-
-def flat(p):
-    return torch.cat([v.reshape(-1) for v in p.values()])
-
-
-def unflat(vec, like):
-    out, i = {}, 0
-    for k, v in like.items():
-        out[k] = vec[i : i + v.numel()].view_as(v)
-        i += v.numel()
-    return out
 
 
 def rel(a, b):
@@ -50,7 +37,7 @@ def sgd_steps(f, p, xs, ys, a, k):
     ws = [w]
     for _ in range(k):
         w = w.detach().requires_grad_()
-        g, = torch.autograd.grad(loss_of_vec(f, p, xs, ys)(w), w)
+        (g,) = torch.autograd.grad(loss_of_vec(f, p, xs, ys)(w), w)
         w = (w - a * g).detach()
         ws.append(w)
     return ws
@@ -97,7 +84,7 @@ def maml_objective(f, like, xs, ys, xq, yq, a, k):
 
     def obj(w):
         for _ in range(k):
-            g, = torch.autograd.grad(loss_of_vec(f, like, xs, ys)(w), w, create_graph=True)
+            (g,) = torch.autograd.grad(loss_of_vec(f, like, xs, ys)(w), w, create_graph=True)
             w = w - a * g
         return loss_of_vec(f, like, xq, yq)(w)
 
@@ -139,6 +126,7 @@ def test_conv_net_gradient_matches_directional_finite_differences(norm, pool):
 
 
 # ----- noise hooks (paper section IV-E) -----------------------------------------------
+
 
 def draw(noise, p, xs, xq, k=1, seed=0):
     return draw_noise(noise, p, xs.shape, xq.shape, k, torch.Generator().manual_seed(seed))
@@ -238,7 +226,9 @@ def test_vmapped_meta_gradient_equals_loop_and_mean_of_task_gradients(first_orde
     gen = torch.Generator().manual_seed(0)
     T, d = 3, 5
     y = torch.arange(3).repeat_interleave(2).expand(T, 6)
-    batch = TaskBatch(torch.randn(T, 6, d, generator=gen, dtype=DT), y, torch.randn(T, 6, d, generator=gen, dtype=DT), y)
+    batch = TaskBatch(
+        torch.randn(T, 6, d, generator=gen, dtype=DT), y, torch.randn(T, 6, d, generator=gen, dtype=DT), y
+    )
     cfg = MAMLConfig(0.3, 2, first_order)
     noise = TaskNoise(*(GaussianNoise(0.0, 0.1),) * 4)
     nz = draw_noise(noise, p, (6, d), (6, d), 2, gen, tasks=T)
@@ -247,7 +237,16 @@ def test_vmapped_meta_gradient_equals_loop_and_mean_of_task_gradients(first_orde
     for k in gv:
         torch.testing.assert_close(gv[k], gl[k], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(lv, ll)
-    single = [task_gradient(f, p, *batch.task(i), cfg, {key: ({n: t[i] for n, t in v.items()} if isinstance(v, dict) else v[i]) for key, v in nz.items()})[0] for i in range(T)]
+    single = [
+        task_gradient(
+            f,
+            p,
+            *batch.task(i),
+            cfg,
+            {key: ({n: t[i] for n, t in v.items()} if isinstance(v, dict) else v[i]) for key, v in nz.items()},
+        )[0]
+        for i in range(T)
+    ]
     for k in gv:
         torch.testing.assert_close(gv[k], sum(s[k] for s in single) / T, rtol=1e-10, atol=1e-12)
 

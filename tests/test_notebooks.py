@@ -48,11 +48,12 @@ def test_parameters_cell(src):
     assert names and all(f'"{n}"' in check for n in names), names
 
 
-def _papermill(tmp_path: Path, notebook: str, *params: str) -> subprocess.CompletedProcess:
+def _papermill(tmp_path: Path, notebook: str, *params: str, results: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, MAMLPRIV_RUNS=str(tmp_path / "runs"))
     out = tmp_path / notebook
     cmd = [sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "mamlpriv", "--cwd", str(NOTEBOOKS),
-           str(NOTEBOOKS / notebook), str(out), "-p", "results_dir", str(tmp_path / "results"), *params]
+           str(NOTEBOOKS / notebook), str(out), *(["-p", "results_dir", str(tmp_path / "results")] if results else []),
+           *params]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
@@ -85,3 +86,13 @@ def test_training_stage_chapter_reruns_on_other_data_and_shapes(tmp_path):
     assert all(c["trials"] == 2 and c["train_iterations"] == 20 for c in configs)
     text = _outputs(tmp_path / "training_stages.ipynb")
     assert "fashion-mnist" in text and "mnist  " not in text.replace("fashion-mnist", "")
+
+
+@pytest.mark.slow
+def test_a_short_maml_run_is_not_held_to_the_learning_check(tmp_path):
+    """Issue 16: `-p iterations 2` used to end in `AssertionError: second-order MAML did not
+    learn`; a rerun with few iterations now renders, with its own (low) accuracies."""
+    r = _papermill(tmp_path, "maml.ipynb", "-p", "iterations", "2", "-p", "run_dir", str(tmp_path / "runs"),
+                   results=False)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "test accuracy" in _outputs(tmp_path / "maml.ipynb")

@@ -1,8 +1,18 @@
 """Snapshot of what the book pages show from the stored paper cells."""
-import json, sys
+import json
+import sys
+
 from mamlpriv import catalog
-from mamlpriv.report import (membership_rows, shape_claims, stage_claims, defence_rows, defence_claims,
-                             order_comparison, first_effective)
+from mamlpriv.report import (
+                             defence_claims,
+                             defence_rows,
+                             first_effective,
+                             membership_rows,
+                             order_comparison,
+                             shape_claims,
+                             stage_claims,
+)
+
 R = "results"
 def shown(e): return catalog.shown(e, "paper", R, compute=False)
 t12 = shown(catalog.tables_1_2)
