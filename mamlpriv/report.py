@@ -8,11 +8,14 @@ per-trial records, and the learning accuracy of the attacked snapshot when it is
 
 from __future__ import annotations
 
+import math
 import statistics
 
+from . import catalog, pages, paper
 from .cells import LearningCell, MembershipCell, shape_key
 from .defenses import confident_area, spec_key
-from .metrics import auc_ci95, auc_diff_ci95, diff_ci95, wilson_ci95
+from .metrics import auc_ci95, auc_diff_ci95, diff_ci95, mean_ci95, wilson_ci95
+from .runner import PROFILES
 
 
 def _scores(result: dict) -> tuple[list[float], list[bool]]:
@@ -21,7 +24,8 @@ def _scores(result: dict) -> tuple[list[float], list[bool]]:
 
 
 def membership_rows(records: list[dict], games=("paper", "strict"), n_boot: int = 500) -> list[dict]:
-    """``records``: runner records of :class:`~mamlpriv.cells.MembershipCell` cells."""
+    """``records``: runner records of :class:`~mamlpriv.cells.MembershipCell` cells.
+    ``n_boot=0`` skips the AUC's bootstrap (``auc_lo`` and ``auc_hi`` are then None)."""
     rows = []
     for rec in records:
         c, res = rec["config"], rec["result"]
@@ -34,7 +38,7 @@ def membership_rows(records: list[dict], games=("paper", "strict"), n_boot: int 
             m, n = r["metrics"], len(r["records"])
             correct = sum(int(x["prediction"] == x["member"]) for x in r["records"])
             acc_lo, acc_hi = wilson_ci95(correct, n)
-            auc_lo, auc_hi = auc_ci95(*_scores(r), n_boot=n_boot, seed=0)
+            auc_lo, auc_hi = auc_ci95(*_scores(r), n_boot=n_boot, seed=0) if n_boot else (None, None)
             rows.append(
                 {
                     "dataset": cell.dataset,
@@ -80,10 +84,30 @@ def compare(a: dict, b: dict, n_boot: int = 1000) -> dict:
 
 
 # ----- the paper's qualitative claims, decided by a stated rule -------------------------
-# Each returns (verdict, explanation); the verdict is None when there are fewer than
+# One vocabulary for the whole book: CONFIRMED, NOT CONFIRMED, INCONCLUSIVE. Each rule
+# below returns (ok, evidence) with ok True (CONFIRMED), False (NOT CONFIRMED) or None
+# (INCONCLUSIVE): the 95% interval does not settle the rule, or there are fewer than
 # MIN_POINTS distinct values of x (too few points to speak of a trend).
 
 MIN_POINTS = 3
+VERDICTS = ("CONFIRMED", "NOT CONFIRMED", "INCONCLUSIVE")
+
+
+def _verdict_word(ok: bool | None) -> str:
+    return "INCONCLUSIVE" if ok is None else "CONFIRMED" if ok else "NOT CONFIRMED"
+
+
+def _by_interval(d: float, h: float) -> bool | None:
+    """A claim that a difference ``d`` (claimed side minus the other) is positive, with
+    95% half-width ``h``: True if ``d > h``, False if ``d < -h``, None in between."""
+    return True if d > h else False if d < -h else None
+
+
+def _mean_of_diffs(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    """Mean of independent differences ``(d, h)`` (each with its 95% half-width) and the
+    95% half-width of that mean, ``sqrt(sum h**2) / k``."""
+    k = len(pairs)
+    return sum(d for d, _ in pairs) / k, math.sqrt(sum(h * h for _, h in pairs)) / k
 
 
 def _too_few(rows: list[dict], x: str) -> str | None:
@@ -92,20 +116,30 @@ def _too_few(rows: list[dict], x: str) -> str | None:
 
 
 def verdict_flat(rows: list[dict], x: str, y: str = "accuracy", tolerance: float = 0.10) -> tuple[bool | None, str]:
-    """Claim "y is roughly flat in x": holds when max - min of y over x is at most
-    ``tolerance``."""
+    """Claim "y is roughly flat in x", on the spread (max - min of y over x):
+
+    - CONFIRMED (True) when the spread is at most ``tolerance``;
+    - INCONCLUSIVE (None) when it exceeds ``tolerance`` by no more than the 95% half-width
+      of the difference between the highest and the lowest point (:func:`diff_ci95` with
+      their ``trials``), or with fewer than :data:`MIN_POINTS` values of x;
+    - NOT CONFIRMED (False) when it exceeds ``tolerance`` by more than that half-width."""
     few = _too_few(rows, x)
     if few:
         return None, few
     vals = sorted((r[x], r[y]) for r in rows)
     spread = max(v for _, v in vals) - min(v for _, v in vals)
     text = ", ".join(f"{k}: {v:.2f}" for k, v in vals)
-    return spread <= tolerance, f"{text} (spread {spread:.2f}, rule: at most {tolerance:.2f})"
+    hi, lo = max(rows, key=lambda r: r[y]), min(rows, key=lambda r: r[y])
+    _, h = diff_ci95(hi[y], hi["trials"], lo[y], lo["trials"])
+    ok = True if spread <= tolerance else None if spread - tolerance <= h else False
+    return ok, f"{text} (spread {spread:.2f}, rule: at most {tolerance:.2f})"
 
 
 def verdict_decreasing(rows: list[dict], x: str, y: str = "accuracy") -> tuple[bool | None, str]:
-    """Claim "y falls as x grows": holds when y at the largest x is below y at the
-    smallest x by more than the 95% half-width of the difference."""
+    """Claim "y falls as x grows", on d = y at the smallest x minus y at the largest x
+    with the 95% half-width h of that difference (:func:`diff_ci95`): CONFIRMED (True)
+    if d > h, NOT CONFIRMED (False) if d < -h, INCONCLUSIVE (None) in between or with
+    fewer than :data:`MIN_POINTS` values of x."""
     few = _too_few(rows, x)
     if few:
         return None, few
@@ -113,18 +147,22 @@ def verdict_decreasing(rows: list[dict], x: str, y: str = "accuracy") -> tuple[b
     first, last = vals[0], vals[-1]
     d, h = diff_ci95(first[y], first["trials"], last[y], last["trials"])
     text = ", ".join(f"{r[x]}: {r[y]:.2f}" for r in vals)
-    return d > h, f"{text} (first minus last {d:+.2f} ± {h:.2f})"
+    return _by_interval(d, h), f"{text} (first minus last {d:+.2f} ± {h:.2f})"
 
 
 def verdict_best_at(rows: list[dict], x: str, where: str, y: str = "accuracy") -> tuple[bool | None, str]:
     """Claim "y is best at the start" (``where="first"``) or "best strictly inside the
-    range" (``where="inside"``) of x; the best is the largest y (earliest on ties)."""
+    range" (``where="inside"``) of x, on d = the best y of the claimed places (the first
+    x; the inner x) minus the best y of the places the claim excludes (every later x;
+    both ends), with the 95% half-width h of that difference (:func:`diff_ci95`):
+    CONFIRMED (True) if d > h, NOT CONFIRMED (False) if d < -h, INCONCLUSIVE (None) in
+    between or with fewer than :data:`MIN_POINTS` values of x. The evidence names the
+    best x (the largest y, the earliest on ties) and whether the trials resolve d."""
     few = _too_few(rows, x)
     if few:
         return None, few
     vals = sorted(rows, key=lambda r: r[x])
     best = max(range(len(vals)), key=lambda i: (vals[i][y], -i))
-    ok = best == 0 if where == "first" else 0 < best < len(vals) - 1
     text = ", ".join(f"{r[x]}: {r[y]:.2f}" for r in vals)
     # how clearly: the claimed place against the best of the places the claim excludes
     claimed = [vals[0]] if where == "first" else vals[1:-1]
@@ -133,7 +171,7 @@ def verdict_best_at(rows: list[dict], x: str, where: str, y: str = "accuracy") -
     top_out = max(excluded, key=lambda r: r[y])
     d, h = diff_ci95(top_in[y], top_in["trials"], top_out[y], top_out["trials"])
     clear = "resolved" if abs(d) > h else "not resolved"
-    return ok, (
+    return _by_interval(d, h), (
         f"{text} (best at {vals[best][x]}; best {'first' if where == 'first' else 'inside'} minus best "
         f"{'later' if where == 'first' else 'at the ends'} {d:+.2f} ± {h:.2f}, {clear} by the trials)"
     )
@@ -241,59 +279,94 @@ def first_effective(rows: list[dict], attack_max: float = 0.6) -> list[dict]:
     return out
 
 
-def _compare_verdict(better: float, worse: float) -> str:
-    return "AGREES" if better > worse else "TIE" if better == worse else "DOES NOT AGREE"
+def _trials_of(row: dict, trials: int | None) -> int | None:
+    """Test trials behind a defence row's attack accuracy: ``trials`` when given, else the
+    row's ``trials``, else its profile's (right for cells run without a trials knob)."""
+    if trials or row.get("trials"):
+        return trials or row["trials"]
+    return catalog.profile(row["profile"]).trials if row.get("profile") in PROFILES else None
 
 
-def defence_claims(rows: list[dict]) -> list[str]:
-    """The paper's two claims on :func:`defence_rows` (its four noise locations only):
-
-    - support attacks are more sensitive to noise: more confident levels for the
-      support attack than for the query attack, summed over the four locations;
-    - query-data noise is more effective than support-data noise: lower mean attack
-      accuracy over the image-noise levels both locations share.
-    """
+def _defence_judgements(rows: list[dict], trials: int | None = None) -> list[dict]:
+    """The claims of :func:`defence_claims`, one dict each: ``name``, ``dataset``,
+    ``attack`` (None for the comparison of the two attacks), ``ok`` (True, False, None as
+    in :func:`_verdict_word`), ``evidence``, and for the noise locations the support-data
+    minus query-data mean accuracy ``diff`` with its 95% half-width ``half``."""
     rows = [r for r in rows if r["location"] != "gaussian mechanism"]
-    out = []
+    out: list[dict] = []
     for ds in sorted({r["dataset"] for r in rows}):
         d = [r for r in rows if r["dataset"] == ds]
         conf = {a: sum(bool(r["confident"]) for r in d if r["attack"] == a) for a in ("query", "support")}
         n = {a: sum(r["attack"] == a for r in d) for a in ("query", "support")}
         out.append(
-            f"[{ds}] support attacks more sensitive to noise: {_compare_verdict(conf['support'], conf['query'])}"
-            f" -- confident levels: query {conf['query']}/{n['query']}, support {conf['support']}/{n['support']}"
+            {
+                "name": f"[{ds}] support attacks more sensitive to noise",
+                "dataset": ds,
+                "attack": None,
+                "ok": None if conf["support"] == conf["query"] else conf["support"] > conf["query"],
+                "evidence": f"confident levels: query {conf['query']}/{n['query']}, "
+                f"support {conf['support']}/{n['support']}",
+            }
         )
         for attack in ("query", "support"):
-            acc = {
-                loc: {r["level"]: r["attack_accuracy"] for r in d if r["attack"] == attack and r["location"] == loc}
+            at = {
+                loc: {r["level"]: r for r in d if r["attack"] == attack and r["location"] == loc}
                 for loc in ("support_data", "query_data")
             }
-            common = sorted(set(acc["support_data"]) & set(acc["query_data"]))
-            name = f"[{ds}, {attack} attack] query-data noise more effective than support-data noise"
+            common = sorted(set(at["support_data"]) & set(at["query_data"]))
+            claim = {
+                "name": f"[{ds}, {attack} attack] query-data noise more effective than support-data noise",
+                "dataset": ds,
+                "attack": attack,
+                "ok": None,
+                "evidence": "no noise level measured at both locations",
+            }
+            out.append(claim)
             if not common:
-                out.append(f"{name}: UNDECIDED -- no noise level measured at both locations")
                 continue
-            ms = sum(acc["support_data"][v] for v in common) / len(common)
-            mq = sum(acc["query_data"][v] for v in common) / len(common)
-            out.append(
-                f"{name}: {_compare_verdict(-mq, -ms)} -- mean attack accuracy over levels {common}: "
-                f"query data {mq:.3f}, support data {ms:.3f}"
-            )
+            pairs = [(at["support_data"][v], at["query_data"][v]) for v in common]
+            ms = sum(s["attack_accuracy"] for s, _ in pairs) / len(common)
+            mq = sum(q["attack_accuracy"] for _, q in pairs) / len(common)
+            claim["evidence"] = f"mean attack accuracy over levels {common}: query data {mq:.3f}, support data {ms:.3f}"
+            claim["means"] = f"mean accuracy: query data {mq:.3f}, support data {ms:.3f} ({len(common)} levels)"
+            known = [(s, q, _trials_of(s, trials), _trials_of(q, trials)) for s, q in pairs]
+            diffs = [
+                diff_ci95(s["attack_accuracy"], ns, q["attack_accuracy"], nq) for s, q, ns, nq in known if ns and nq
+            ]
+            if len(diffs) == len(pairs):  # every trial count known
+                claim["diff"], claim["half"] = _mean_of_diffs(diffs)
+                claim["ok"] = _by_interval(claim["diff"], claim["half"])
     return out
 
 
+def defence_claims(rows: list[dict], trials: int | None = None) -> list[str]:
+    """The paper's two claims on :func:`defence_rows` (its four noise locations only),
+    one line each, "claim: VERDICT -- evidence":
+
+    - support attacks are more sensitive to noise: more confident levels for the support
+      attack than for the query attack, summed over the four locations, is CONFIRMED,
+      fewer NOT CONFIRMED, as many INCONCLUSIVE (a count has no interval);
+    - query-data noise is more effective than support-data noise: d = the attack's mean
+      accuracy under support-data noise minus under query-data noise, over the
+      image-noise levels both locations share, with the 95% half-width h of that mean
+      difference (per level :func:`diff_ci95` on ``trials`` test trials per cell, then
+      :func:`_mean_of_diffs`; conservative if the cells share their tasks): CONFIRMED if
+      d > h, NOT CONFIRMED if d < -h, INCONCLUSIVE in between, with no shared level, or
+      with unknown trial counts.
+
+    ``trials``: test trials per attack cell; None takes each row's ``trials`` or, failing
+    that, its profile's."""
+    return [f"{c['name']}: {_verdict_word(c['ok'])} -- {c['evidence']}" for c in _defence_judgements(rows, trials)]
+
+
 # ----- sensitivity chapters: the paper's claims on Figures 5-8, first-order MAML ----------
-
-
-def _verdict_word(ok: bool | None) -> str:
-    return "UNDECIDED" if ok is None else "CONFIRMED" if ok else "NOT CONFIRMED"
 
 
 def _judge(rows: list[dict], specs: list[tuple], **extra) -> list[dict]:
     """Apply each ``(claim, attack, pick, rule)`` of ``specs`` per dataset: ``pick(row)``
     selects the rows of ``attack``'s points, ``rule(rows) -> (ok, evidence)`` judges
     them. One dict per dataset and claim: claim, dataset, attack, ``extra``, verdict
-    (CONFIRMED / NOT CONFIRMED / UNDECIDED), evidence."""
+    (CONFIRMED / NOT CONFIRMED / INCONCLUSIVE, :func:`_verdict_word`), evidence."""
     out = []
     for ds in sorted({r["dataset"] for r in rows}):
         for claim, attack, pick, rule in specs:
@@ -427,3 +500,309 @@ def sweep_sentence(rows: list[dict], x: str, y: str = "auc", flat_within: float 
     if max(ys) - min(ys) < flat_within:
         return f"{values} (flat: within {flat_within:g})"
     return f"{values} (highest at {rows[ys.index(max(ys))][x]:g})"
+
+
+# ----- every claim of the paper at a glance, from the stored cells -----------------------
+# One row per claim: claim, the paper's section or figure, the paper's value (its numbers
+# where it gives them, else its statement), ours (with its 95% interval), verdict (one of
+# VERDICTS), a one-line reason, and the chapter (notebook stem) that shows the details.
+
+
+_OK = dict(zip(VERDICTS, (True, False, None)))  # verdict word -> ok
+
+
+def _glance(claim: str, section: str, theirs: str, ours: str, ok: bool | None, reason: str, chapter: str) -> dict:
+    return {
+        "claim": claim[:1].upper() + claim[1:],
+        "section": section,
+        "paper": theirs,
+        "ours": ours,
+        "verdict": _verdict_word(ok),
+        "reason": reason,
+        "chapter": chapter,
+    }
+
+
+def _span(values: list[float], fmt: str = ".2f") -> str:
+    return f"{min(values):{fmt}}-{max(values):{fmt}}"
+
+
+def _attacks_work(rows: list[dict]) -> list[dict]:
+    """Tables I-II, per attack and dataset: the accuracy pooled over the grid's cells with
+    its Wilson 95% interval: CONFIRMED if it lies above 0.5, NOT CONFIRMED if below,
+    INCONCLUSIVE if it holds 0.5. The reason counts the cells whose own interval lies above."""
+    out = []
+    for ds, attack in sorted({(r["dataset"], r["attack"]) for r in rows}):
+        sel = [r for r in rows if r["dataset"] == ds and r["attack"] == attack]
+        n, right = sum(r["trials"] for r in sel), sum(round(r["accuracy"] * r["trials"]) for r in sel)
+        lo, hi = wilson_ci95(right, n)
+        theirs = [v[0] for v in paper.PAPER_TABLES[attack].get(ds, {}).values()]
+        out.append(
+            _glance(
+                f"The {attack} attack infers membership ({ds})",
+                f"V-B1, Table {'I' if attack == 'support' else 'II'}",
+                f"{_span(theirs)} over {len(theirs)} cells (mean {statistics.fmean(theirs):.2f})",
+                f"{right / n:.2f} [{lo:.2f}, {hi:.2f}], {len(sel)} cells pooled",
+                True if lo > 0.5 else False if hi < 0.5 else None,
+                f"Wilson lower bound above 0.5 in {sum(r['accuracy_lo'] > 0.5 for r in sel)} of {len(sel)} cells "
+                f"(accuracies {_span([r['accuracy'] for r in sel])})",
+                "attacks",
+            )
+        )
+    return out
+
+
+def _query_beats_support(rows: list[dict]) -> list[dict]:
+    """Tables I-II, per dataset: query minus support accuracy in each cell of the grid
+    (:func:`diff_ci95`), averaged with :func:`_mean_of_diffs`; decided by
+    :func:`_by_interval`. The reason counts the cells where the query attack is ahead
+    (behind) by more than the cell's half-width."""
+
+    def diff(q: dict, s: dict) -> tuple[float, float]:
+        return diff_ci95(q["accuracy"], q["trials"], s["accuracy"], s["trials"])
+
+    out = []
+    for ds in sorted({r["dataset"] for r in rows}):
+        by = {(r["attack"], r["ways"], r["shots"]): r for r in rows if r["dataset"] == ds}
+        cells = sorted(k[1:] for k in by if k[0] == "query" and ("support", *k[1:]) in by)
+        if not cells:
+            continue
+        diffs = [diff(by[("query", *c)], by[("support", *c)]) for c in cells]
+        d, h = _mean_of_diffs(diffs)
+        ref = [paper.TABLE_II_QUERY[ds][c][0] - paper.TABLE_I_SUPPORT[ds][c][0] for c in paper.TABLE_II_QUERY[ds]]
+        out.append(
+            _glance(
+                f"The query attack beats the support attack ({ds})",
+                "III-C, V-B1 (Tables I-II)",
+                f"query higher in {sum(x > 0 for x in ref)} of {len(ref)} cells (mean {statistics.fmean(ref):+.2f})",
+                f"{d:+.2f} ± {h:.2f}, mean over {len(cells)} cells",
+                _by_interval(d, h),
+                f"query ahead beyond the cell's interval in {sum(x > e for x, e in diffs)} of {len(cells)} cells, "
+                f"behind in {sum(x < -e for x, e in diffs)}",
+                "attacks",
+            )
+        )
+    return out
+
+
+def _query_faster(records: list[dict]) -> list[dict]:
+    """Tables III-IV, per number of iterations: the speed-up (support over query seconds
+    per trial) at each data size; its geometric mean with the 95% interval of the mean
+    log speed-up over the sizes (:func:`mean_ci95`; one timing per cell, so the interval
+    is over the sizes, not over repeated timings): CONFIRMED if it lies above 1, NOT
+    CONFIRMED if below, INCONCLUSIVE if it holds 1 or with fewer than two sizes."""
+    sec = {
+        (r["config"]["target"], r["config"]["iterations"], r["config"]["size"]): r["result"]["seconds_per_trial"]
+        for r in records
+    }
+    out = []
+    for it in sorted({k[1] for k in sec}):
+        sizes = sorted(k[2] for k in sec if k[:2] == ("query", it) and ("support", it, k[2]) in sec)
+        if not sizes:
+            continue
+        ratios = [sec["support", it, n] / sec["query", it, n] for n in sizes]
+        theirs = [paper.PAPER_RUNTIMES["support"][it][n] / paper.PAPER_RUNTIMES["query"][it][n] for n in sizes]
+        slower = [paper.PAPER_RUNTIMES[a][it][n] / sec[a, it, n] for a in ("query", "support") for n in sizes]
+        ok, ours = None, f"{_span(ratios, '.1f')}x over {len(sizes)} size(s)"
+        if len(sizes) > 1:
+            m, h = mean_ci95([math.log(x) for x in ratios])
+            ok = _by_interval(m, h)  # on the log scale: the speed-up's interval against 1
+            ours = f"{math.exp(m):.1f}x [{math.exp(m - h):.1f}, {math.exp(m + h):.1f}] over {len(sizes)} sizes"
+        out.append(
+            _glance(
+                f"The query attack is faster than the support attack ({it} iterations)",
+                "V-B1, Tables III-IV",
+                f"{_span(theirs, '.1f')}x over the same sizes",
+                ours,
+                ok,
+                f"query faster at {sum(x > 1 for x in ratios)} of {len(sizes)} sizes; our runtimes "
+                f"{_span(slower, '.0f')}x below the paper's",
+                "attacks",
+            )
+        )
+    return out
+
+
+# The paper's statement and section per figure of shape_claims / stage_claims.
+_FIGURES = {
+    "Fig. 5": ("V-B2, Fig. 5", "roughly flat: no significant change", "ways_shots"),
+    "Fig. 6": ("V-B2, Fig. 6", "falls with more shots", "ways_shots"),
+    "Fig. 7": ("V-B2, Fig. 7", "best untrained (epoch 0)", "training_stages"),
+    "Fig. 8": ("V-B2, Fig. 8", "best partly trained", "training_stages"),
+}
+# The reason of a verdict of shape_claims / stage_claims, by rule and ok (True, False, None).
+_RULE_REASONS = {
+    "flat": {
+        True: "spread at most 0.10",
+        False: "spread above 0.10 by more than the 95% half-width of highest minus lowest",
+        None: "spread above 0.10, but within the 95% half-width of highest minus lowest",
+    },
+    "interval": {
+        True: "ahead by more than the 95% half-width",
+        False: "behind by more than the 95% half-width",
+        None: "the 95% interval holds 0",
+    },
+}
+
+
+def _figure_rows(claims: list[dict]) -> list[dict]:
+    """Glance rows of :func:`shape_claims` / :func:`stage_claims` dicts: ours is the
+    parenthesised summary of the evidence; a strict-game claim is marked beyond the paper."""
+    out = []
+    for c in claims:
+        fig, text = c["claim"].split(": ", 1)
+        section, statement, chapter = _FIGURES[fig]
+        strict = c.get("game") == "strict"
+        ok = _OK[c["verdict"]]
+        few = c["evidence"].startswith("only ")
+        reason = c["evidence"] if few else _RULE_REASONS["flat" if fig == "Fig. 5" else "interval"][ok]
+        who = "" if text.startswith(c["attack"]) else f"{c['attack']} attack "
+        out.append(
+            _glance(
+                f"{who}{text} ({c['dataset']}{', strict game' if strict else ''})",
+                f"{section} (strict game: beyond the paper)" if strict else section,
+                "not played in the paper" if strict else statement,
+                c["evidence"] if few else c["evidence"].rsplit(" (", 1)[1].split(", ")[0].rstrip(")"),
+                ok,
+                reason,
+                chapter,
+            )
+        )
+    return out
+
+
+def _first_order_leaks_less(rows: list[dict]) -> list[dict]:
+    """First-order MAML, per dataset: the support attack's first minus second order
+    accuracy over the shapes of :func:`order_comparison`, averaged with
+    :func:`_mean_of_diffs`; "leaks less" is decided by :func:`_by_interval` on minus that
+    mean. The reason gives each shape's AUC difference with its bootstrap 95% interval."""
+    out = []
+    for ds in sorted({r["dataset"] for r in rows}):
+        sel = [r for r in rows if r["dataset"] == ds and r["attack"] == "support"]
+        if not sel:
+            continue
+        d, h = _mean_of_diffs([(r["accuracy_diff"], r["accuracy_diff_ci95"]) for r in sel])
+        aucs = "; ".join(
+            f"{r['ways']}-way {r['shots']}-shot {r['auc_diff']:+.2f} [{r['auc_diff_lo']:+.2f}, {r['auc_diff_hi']:+.2f}]"
+            for r in sel
+        )
+        out.append(
+            _glance(
+                f"First-order MAML leaks less about the support set ({ds})",
+                "III-B (eq. 7)",
+                "expected (no support-set term in eq. 7); no numbers",
+                f"{d:+.2f} ± {h:.2f}, support attack accuracy, first minus second order, {len(sel)} shapes",
+                _by_interval(-d, h),
+                f"AUC, first minus second order: {aucs}",
+                "first_order",
+            )
+        )
+    return out
+
+
+# The reason of the count comparison of _defence_judgements, by ok.
+_COUNT_REASONS = {
+    True: "more confident levels for the support attack",
+    False: "fewer confident levels for the support attack",
+    None: "as many confident levels for both attacks (a count: no interval)",
+}
+
+
+def _defence_glance(rows: list[dict]) -> list[dict]:
+    """Section V-C's two claims (:func:`defence_claims`), with the interval of the
+    noise-location comparison."""
+    out = []
+    for c in _defence_judgements(rows):
+        name = c["name"].split("] ", 1)[1]
+        d = round(c.get("diff", 0.0), 3) + 0.0  # no "-0.000"
+        ours = f"{d:+.3f} ± {c['half']:.3f}, support-data minus query-data noise" if "diff" in c else None
+        out.append(
+            _glance(
+                f"{name} ({c['dataset']}{', ' + c['attack'] + ' attack' if c['attack'] else ''})",
+                "V-C, Figs. 9-12",
+                "larger confident noise areas for the support attack"
+                if c["attack"] is None
+                else "query-data noise lowers the attack more",
+                ours or c["evidence"],
+                c["ok"],
+                _COUNT_REASONS[c["ok"]] if c["attack"] is None else c.get("means", c["evidence"]),
+                "defences",
+            )
+        )
+    return out
+
+
+def _noise_stops_attacks(rows: list[dict]) -> list[dict]:
+    """The abstract, per dataset: some level of the paper's noise (any of its four
+    locations) is in the confident area of :func:`defence_rows` (attack accuracy at most
+    0.6, learning within 0.05 of the noise-free mean) for each attack: CONFIRMED if one
+    is for both attacks, NOT CONFIRMED if one attack has none, INCONCLUSIVE if an attack
+    has no level with a known learning accuracy."""
+    out = []
+    for ds in sorted({r["dataset"] for r in rows}):
+        known = {
+            a: [
+                r["confident"]
+                for r in rows
+                if r["dataset"] == ds
+                and r["attack"] == a
+                and r["location"] != "gaussian mechanism"
+                and r["confident"] is not None
+            ]
+            for a in ("query", "support")
+        }
+        hits = {a: sum(v) for a, v in known.items()}
+        counts = ", ".join(f"{a} {hits[a]}/{len(v)}" for a, v in known.items())
+        ok = None if not all(known.values()) else all(hits.values())
+        who = "both attacks" if ok else " and ".join(f"the {a} attack" for a in hits if not hits[a]) or "an attack"
+        out.append(
+            _glance(
+                f"Noise stops the attacks without hurting learning ({ds})",
+                "Abstract; V-C, Figs. 9-12",
+                "proper noise counters the attacks, learning stays acceptable",
+                f"confident levels: {counts}",
+                ok,
+                f"{'a' if ok else 'no'} confident level (attack ≤ 0.6, learning within 0.05) for {who}",
+                "defences",
+            )
+        )
+    return out
+
+
+def claims_at_a_glance(root="results", profile: str = "paper", compute: bool = False) -> list[dict]:
+    """Every claim of the paper against the stored results, one row each (keys: claim,
+    section, paper, ours, verdict, reason, chapter): the attacks work and the query attack
+    beats the support attack (Tables I-II), is faster (Tables III-IV), Figures 5-8 (the
+    strict game of Figures 7-8 as extra rows beyond the paper), first-order MAML, the
+    defence claims of section V-C and the abstract's, and section III-C's claim on the
+    gradient, which the gradient-anatomy chapter measures and the runner does not store.
+    The records are :func:`mamlpriv.pages.shown` of ``profile`` (``compute=False``: only
+    stored cells)."""
+
+    def shown(name: str) -> list[dict]:
+        return pages.shown(name, profile, root, compute=compute)
+
+    t12 = shown("tables-1-2")
+    paper_rows = membership_rows(t12, games=("paper",), n_boot=0)
+    stages = membership_rows(shown("training-stages"), n_boot=0)
+    shapes = shape_claims(paper_rows + membership_rows(shown("ways-shots"), games=("paper",), n_boot=0))
+    defence = defence_rows(shown("defence-attacks"), shown("defence-learning"))
+    anatomy = _glance(
+        "The shared gradient depends more on the query set than on the support set",
+        "III-C",
+        "the query-gradient term carries more than the support-Hessian term",
+        "not measured here",
+        None,
+        "measured in the gradient-anatomy chapter, not stored by the runner",
+        "gradient_anatomy",
+    )
+    return [
+        *_attacks_work(paper_rows),
+        *_query_beats_support(paper_rows),
+        *_query_faster(shown("tables-3-4")),
+        *_figure_rows(shapes + stage_claims(stages, "paper") + stage_claims(stages, "strict")),
+        *_first_order_leaks_less(order_comparison(shown("first-order"), t12)),
+        *_defence_glance(defence),
+        *_noise_stops_attacks(defence),
+        anatomy,
+    ]

@@ -15,6 +15,9 @@ from mamlpriv import catalog, cells, pages
 from mamlpriv.runner import Experiment
 
 BEFORE = Path(__file__).resolve().parent / "data" / "pages_before.json"
+# the same after the verdict vocabulary became CONFIRMED / NOT CONFIRMED / INCONCLUSIVE
+# (issue 15; made by tests/data/make_pages_snapshot.py, every changed word reviewed)
+AFTER = Path(__file__).resolve().parent / "data" / "pages_after_verdicts.json"
 
 
 # ----- the pages' numbers do not move ---------------------------------------------------------
@@ -71,6 +74,7 @@ def test_pages_show_the_numbers_of_the_snapshot_taken_before_the_refactor(paper_
         assert len(new[key]) == len(old[key]) > 0, key
         for a, b in zip(old[key], new[key]):
             assert without_verdict(a) == without_verdict(b), key
+    assert new == json.loads(AFTER.read_text())  # and the verdicts are those reviewed
 
 
 def without_verdict(item):
