@@ -214,17 +214,17 @@ def _sized(p: Profile, trials: int | None, validation: int | None, train_iterati
     )
 
 
+def _shape_cells(p: Profile, datasets: Sequence[str], shapes: Sequence[tuple[int, int]], **extra) -> tuple:
+    """Both attacks at every (ways, shots) of ``shapes`` on every data set: the cells of
+    Tables I-II and Figures 5-6 (``extra``: other :class:`MembershipCell` fields)."""
+    return tuple(membership(p, d, t, w, s, **extra) for d in datasets for w, s in shapes for t in TARGETS)
+
+
 def tables_1_2(
     name: str, datasets: Names = None, grid: Shapes = None, trials: Count = None, validation: Count = None
 ) -> Experiment:
     p = _sized(profile(name), trials, validation, None)
-    cells = [
-        membership(p, d, t, w, s)
-        for d in (_knob("datasets", datasets, DATASETS))
-        for w, s in (_knob("grid", grid, p.grid))
-        for t in TARGETS
-    ]
-    return Experiment("tables-1-2", tuple(cells))
+    return Experiment("tables-1-2", _shape_cells(p, _knob("datasets", datasets, DATASETS), _knob("grid", grid, p.grid)))
 
 
 def ways_shots(
@@ -232,13 +232,8 @@ def ways_shots(
 ) -> Experiment:
     """Figures 5-6: the task shapes beyond Tables I-II's grid (10-way 1-shot, 3-way 5-shot)."""
     p = _sized(profile(name), trials, validation, None)
-    cells = [
-        membership(p, d, t, w, s)
-        for d in (_knob("datasets", datasets, p.sensitivity_datasets))
-        for w, s in (_knob("shapes", shapes, p.extra_shapes))
-        for t in TARGETS
-    ]
-    return Experiment("ways-shots", tuple(cells))
+    datasets = _knob("datasets", datasets, p.sensitivity_datasets)
+    return Experiment("ways-shots", _shape_cells(p, datasets, _knob("shapes", shapes, p.extra_shapes)))
 
 
 def training_stages(name: str, datasets: Names = None, ways: int = 3, shots: int = 1, stages: Counts = None,
@@ -277,13 +272,9 @@ def first_order(
     """Both attacks against first-order MAML (paper eq. 7); the second-order twins are
     the Tables I-II cells of the same shape."""
     p = _sized(profile(name), trials, validation, None)
-    cells = [
-        membership(p, d, t, w, s, maml=MAMLConfig(INNER_LR, 1, True))
-        for d in (_knob("datasets", datasets, DATASETS))
-        for w, s in (_knob("shapes", shapes, p.fo_shapes))
-        for t in TARGETS
-    ]
-    return Experiment("first-order", tuple(cells))
+    shapes = _knob("shapes", shapes, p.fo_shapes)
+    cells = _shape_cells(p, _knob("datasets", datasets, DATASETS), shapes, maml=MAMLConfig(INNER_LR, 1, True))
+    return Experiment("first-order", cells)
 
 
 def inner_loop(name: str, dataset: str = "mnist", ways: int = 3, shots: int = 1, inner_lrs: Levels = None,
