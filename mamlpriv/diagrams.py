@@ -12,6 +12,8 @@ points. Drawing coordinates run over ``0..16 x 0..9`` (two units per inch).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
@@ -116,33 +118,18 @@ def federated_maml() -> Figure:
     evaluates the adapted model on its private query set and sends back one gradient."""
     fig, ax = _canvas()
     _title(ax, "Federated MAML: one round")
-    meta = _box(
-        ax,
-        (4.6, 6.35, 6.8, 1.6),
-        "Meta-learner\nholds the parameters $\\omega$\nupdates $\\omega$ with the mean of $g_1, \\dots, g_T$",
-        color=META,
-        size=10,
-    )
+    meta_text = "Meta-learner\nholds the parameters $\\omega$\nupdates $\\omega$ with the mean of $g_1, \\dots, g_T$"
+    meta = _box(ax, (4.6, 6.35, 6.8, 1.6), meta_text, color=META)
+    support = "support set $D^s$\nadapt: $\\omega \\to \\theta$"
+    query = "query set $D^q$\n$g = \\nabla_\\omega L(\\theta, D^q)$"
     xs = (0.4, 5.6, 11.6)
     names = ("task-learner 1", "task-learner 2", "task-learner T")
     subscripts = ("1", "2", "T")
     for i, (x, name, k) in enumerate(zip(xs, names, subscripts)):
         w = 4.0
         outer = _box(ax, (x, 0.35, w, 3.75), name, color=TASK, size=10, weight="bold", va="top")
-        _box(
-            ax,
-            (x + 0.25, 2.05, w - 0.5, 1.25),
-            "support set $D^s$\nadapt: $\\omega \\to \\theta$",
-            color=PRIVATE,
-            size=10,
-        )
-        _box(
-            ax,
-            (x + 0.25, 0.6, w - 0.5, 1.25),
-            "query set $D^q$\n$g = \\nabla_\\omega L(\\theta, D^q)$",
-            color=PRIVATE,
-            size=10,
-        )
+        _box(ax, (x + 0.25, 2.05, w - 0.5, 1.25), support, color=PRIVATE)
+        _box(ax, (x + 0.25, 0.6, w - 0.5, 1.25), query, color=PRIVATE)
         top = _side(outer, "top", 0.5)
         down_from = _side(meta, "bottom", 0.12 + 0.33 * i)
         up_to = _side(meta, "bottom", 0.22 + 0.33 * i)
@@ -182,62 +169,55 @@ def _attack_tail(ax, batch, loss) -> None:
         text_at=((start[0] + end[0]) / 2, start[1] - 0.5),
         size=10,
     )
-    rec = _box(
-        ax,
-        (0.4, 0.3, 4.0, 1.5),
-        "reconstruction $x^*$\n(the dummy batch\nafter the last step)",
-        color=ADVERSARY,
-        size=10,
-    )
+    rec_text = "reconstruction $x^*$\n(the dummy batch\nafter the last step)"
+    rec = _box(ax, (0.4, 0.3, 4.0, 1.5), rec_text, color=ADVERSARY)
     down = batch[0] + 0.5
     _arrow(ax, (down, batch[1]), (down, rec[1] + rec[3]))
     score = _box(ax, (5.3, 0.3, 4.4, 1.5), "SSIM$(x_0, x^*)$\nin the target's slot only", color=ADVERSARY, size=10)
     _arrow(ax, _side(rec, "right"), _side(score, "left"))
-    dec = _box(
-        ax,
-        (11.0, 0.3, 4.6, 1.5),
-        "SSIM $\\geq d$: member\nSSIM $< d$: non-member\n(threshold $d$ from\nvalidation trials)",
-        color=DECISION,
-        size=10,
-    )
+    dec_text = "SSIM $\\geq d$: member\nSSIM $< d$: non-member\n(threshold $d$ from\nvalidation trials)"
+    dec = _box(ax, (11.0, 0.3, 4.6, 1.5), dec_text, color=DECISION)
     _arrow(ax, _side(score, "right"), _side(dec, "left"))
+
+
+def _attack_pipeline(
+    title: str, row: Sequence[tuple[Rect, str, float]], feeds: Sequence[tuple[Rect, str, str, int]]
+) -> Figure:
+    """The layout both attack pipelines share (the paper's Figures 2 and 3): a middle row
+    of the adversary's boxes ``(rect, text, font size)`` chained left to right by arrows,
+    from the target image through the dummy batch to the matching loss; boxes above the
+    row, ``(rect, text, colour, i)``, each feeding row box ``i`` by a vertical arrow; and
+    the common tail of :func:`_attack_tail` below."""
+    fig, ax = _canvas()
+    _title(ax, title)
+    boxes = [_box(ax, rect, text, color=ADVERSARY, size=size) for rect, text, size in row]
+    for a, b in zip(boxes, boxes[1:]):
+        _arrow(ax, _side(a, "right"), _side(b, "left"))
+    for rect, text, color, i in feeds:
+        above = _box(ax, rect, text, color=color, size=10)
+        end = _side(boxes[i], "top")
+        _arrow(ax, (end[0], above[1]), end)
+    _attack_tail(ax, boxes[1], boxes[-1])
+    return fig
 
 
 def query_attack_pipeline() -> Figure:
     """The paper's Figure 2: membership inference on a task's query set. The target x0
     seeds one slot of a dummy batch, the gradient of that batch at omega is matched to
     the shared gradient (1 - cos + TV), and the SSIM of the target slot decides."""
-    fig, ax = _canvas()
-    _title(ax, "Query attack: is $x_0$ in the task's query set?")
-    shared = _box(ax, (10.9, 7.0, 4.7, 1.0), "shared gradient $g$\nsent by the task-learner", color=SHARED, size=10)
-    target = _box(ax, (0.4, 3.9, 2.6, 1.6), "target image\n$x_0$ (the prior)", color=ADVERSARY, size=10)
-    batch = _box(
-        ax,
-        (3.6, 3.7, 3.4, 2.0),
-        "dummy query batch $x$\nslot of $x_0$: starts at $x_0$\nother slots: noise\nlabels: known",
-        color=ADVERSARY,
-        size=10,
+    batch = "dummy query batch $x$\nslot of $x_0$: starts at $x_0$\nother slots: noise\nlabels: known"
+    grad = (
+        "its gradient at $\\omega$\n$\\nabla_\\omega L(\\omega, x)$\n($\\omega$ stands in\nfor the adapted $\\theta$)"
     )
-    sim = _box(
-        ax,
-        (7.6, 3.7, 3.4, 2.0),
-        "its gradient at $\\omega$\n$\\nabla_\\omega L(\\omega, x)$\n($\\omega$ stands in\nfor the adapted $\\theta$)",
-        color=ADVERSARY,
-        size=10,
-    )
-    loss = _box(
-        ax,
-        (11.6, 3.7, 4.0, 2.0),
-        "gradient matching\n$1 - \\cos(\\nabla_\\omega L, g)$\n$+\\ \\lambda\\,\\mathrm{TV}(x)$",
-        color=ADVERSARY,
-        size=10,
-    )
-    _arrow(ax, _side(target, "right"), _side(batch, "left"))
-    _arrow(ax, _side(batch, "right"), _side(sim, "left"))
-    _arrow(ax, _side(sim, "right"), _side(loss, "left"))
-    _arrow(ax, _side(shared, "bottom", 0.6), _side(loss, "top", 0.6))
-    _attack_tail(ax, batch, loss)
-    return fig
+    loss = "gradient matching\n$1 - \\cos(\\nabla_\\omega L, g)$\n$+\\ \\lambda\\,\\mathrm{TV}(x)$"
+    row = [
+        ((0.4, 3.9, 2.6, 1.6), "target image\n$x_0$ (the prior)", 10),
+        ((3.6, 3.7, 3.4, 2.0), batch, 10),
+        ((7.6, 3.7, 3.4, 2.0), grad, 10),
+        ((11.6, 3.7, 4.0, 2.0), loss, 10),
+    ]
+    shared = ((10.9, 7.0, 4.7, 1.0), "shared gradient $g$\nsent by the task-learner", SHARED, 3)
+    return _attack_pipeline("Query attack: is $x_0$ in the task's query set?", row, [shared])
 
 
 def support_attack_pipeline() -> Figure:
@@ -245,47 +225,18 @@ def support_attack_pipeline() -> Figure:
     attack, but the adversary simulates the task-learner: it adapts omega on the dummy
     support batch, then takes the gradient on the task's query set (which it is assumed
     to know) and matches that to the shared gradient."""
-    fig, ax = _canvas()
-    _title(ax, "Support attack: is $x_0$ in the task's support set?")
-    shared = _box(ax, (12.5, 7.0, 3.1, 1.0), "shared gradient $g$", color=SHARED, size=10)
-    query = _box(ax, (7.9, 7.0, 4.2, 1.0), "query set $D^q$ (known\nto this adversary)", color=PRIVATE, size=10)
-    target = _box(ax, (0.3, 3.9, 1.9, 1.6), "target\nimage $x_0$", color=ADVERSARY, size=10)
-    batch = _box(
-        ax,
-        (2.7, 3.7, 3.0, 2.0),
-        "dummy support\nbatch $x$\nslot of $x_0$: $x_0$\nothers: noise",
-        color=ADVERSARY,
-        size=10,
-    )
-    adapt = _box(
-        ax,
-        (6.15, 3.7, 3.0, 2.0),
-        "simulated\nadaptation\n$\\theta = \\omega - \\alpha\\nabla L(\\omega, x)$",
-        color=ADVERSARY,
-        size=9,
-    )
-    sim = _box(
-        ax,
-        (9.6, 3.7, 2.75, 2.0),
-        "simulated task\ngradient\n$\\nabla_\\omega L(\\theta, D^q)$",
-        color=ADVERSARY,
-        size=10,
-    )
-    loss = _box(
-        ax,
-        (12.8, 3.7, 2.9, 2.0),
-        "matching\n$1 - \\cos(\\cdot, g)$\n$+\\ \\lambda\\,\\mathrm{TV}(x)$",
-        color=ADVERSARY,
-        size=10,
-    )
-    _arrow(ax, _side(target, "right"), _side(batch, "left"))
-    _arrow(ax, _side(batch, "right"), _side(adapt, "left"))
-    _arrow(ax, _side(adapt, "right"), _side(sim, "left"))
-    _arrow(ax, _side(sim, "right"), _side(loss, "left"))
-    _arrow(ax, (_side(sim, "top")[0], query[1]), _side(sim, "top"))
-    _arrow(ax, (_side(loss, "top")[0], shared[1]), _side(loss, "top"))
-    _attack_tail(ax, batch, loss)
-    return fig
+    row = [
+        ((0.3, 3.9, 1.9, 1.6), "target\nimage $x_0$", 10),
+        ((2.7, 3.7, 3.0, 2.0), "dummy support\nbatch $x$\nslot of $x_0$: $x_0$\nothers: noise", 10),
+        ((6.15, 3.7, 3.0, 2.0), "simulated\nadaptation\n$\\theta = \\omega - \\alpha\\nabla L(\\omega, x)$", 9),
+        ((9.6, 3.7, 2.75, 2.0), "simulated task\ngradient\n$\\nabla_\\omega L(\\theta, D^q)$", 10),
+        ((12.8, 3.7, 2.9, 2.0), "matching\n$1 - \\cos(\\cdot, g)$\n$+\\ \\lambda\\,\\mathrm{TV}(x)$", 10),
+    ]
+    feeds = [
+        ((7.9, 7.0, 4.2, 1.0), "query set $D^q$ (known\nto this adversary)", PRIVATE, 3),
+        ((12.5, 7.0, 3.1, 1.0), "shared gradient $g$", SHARED, 4),
+    ]
+    return _attack_pipeline("Support attack: is $x_0$ in the task's support set?", row, feeds)
 
 
 # who sees what: rows of (item, query-attack adversary, support-attack adversary, task-learner)

@@ -1,4 +1,12 @@
-"""Figures for the book. Each function draws on a matplotlib ``Axes`` and returns it."""
+"""Figures for the book. Each function draws on a matplotlib ``Axes`` and returns it, or
+builds and returns a whole figure.
+
+Every figure is drawn to be read at the width of the book's main column: about 8.5
+inches at 100 dpi (:data:`PAGE_WIDTH`), with no text smaller than 8 points. One colour
+stands for one quantity across the book (:data:`PALETTE`): the query attack red, the
+support attack purple, learning (meta-test) accuracy blue, second-order MAML teal,
+first-order MAML orange, the confident noise area green.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +14,52 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
+from . import paper
+
+PAGE_WIDTH = 8.5  # inches: the book's main column at 100 dpi
+
+# one colour per quantity, the same on every page
+PALETTE = {
+    "query attack": "#d62728",
+    "support attack": "#9467bd",
+    "learning accuracy": "#1f77b4",
+    "second order": "#00897b",
+    "first order": "#ff7f0e",
+    "first order, more steps": "#a0522d",
+    "confident area": "#2ca02c",
+    "chance": "grey",
+    "paper": "black",
+}
+ATTACK_COLORS = {"query": PALETTE["query attack"], "support": PALETTE["support attack"]}
+
+
+def integer_ticks(ax: Axes, axis: str = "x") -> Axes:
+    """Integer ticks only on ``axis`` ("x" or "y") of ``ax``: for steps, shots, ways."""
+    locator = MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10])
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(locator)
+    return ax
 
 
 def learning_curves(
-    histories: Mapping[str, Sequence[dict]], ax: Axes | None = None, chance: float | None = None
+    histories: Mapping[str, Sequence[dict]],
+    ax: Axes | None = None,
+    chance: float | None = None,
+    colors: Mapping[str, str] | None = None,
 ) -> Axes:
     """Held-out few-shot accuracy against meta-iterations, one line per run, with the
-    95% confidence band. ``histories`` maps a label to a ``meta_train`` history."""
+    95% confidence band. ``histories`` maps a label to a ``meta_train`` history;
+    ``colors`` optionally maps a label to its colour."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.6))
+        _, ax = plt.subplots(figsize=(PAGE_WIDTH * 0.75, 3.6))
     for label, hist in histories.items():
         it = [h["iteration"] for h in hist]
         acc = [h["test_acc"] for h in hist]
         ci = [h["test_ci95"] for h in hist]
-        (line,) = ax.plot(it, acc, marker="o", ms=3, label=label)
+        color = (colors or {}).get(label)
+        (line,) = ax.plot(it, acc, marker="o", ms=3, label=label, color=color)
         ax.fill_between(
             it,
             [a - c for a, c in zip(acc, ci)],
@@ -29,12 +69,13 @@ def learning_curves(
             lw=0,
         )
     if chance is not None:
-        ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
+        ax.axhline(chance, color=PALETTE["chance"], ls=":", lw=1, label="chance")
     ax.set_xlabel("meta-iteration")
     ax.set_ylabel("meta-test accuracy")
     ax.set_ylim(0, 1)
+    integer_ticks(ax)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize=9)
     return ax
 
 
@@ -42,19 +83,35 @@ def attack_samples(rows, title: str | None = None):
     """Figure 4 of the paper: each row is ``(label, target image, reconstruction, score)``;
     the target (the attack's input) is drawn left, the reconstruction of its slot right.
     Images are ``(1, H, W)`` or ``(H, W)`` in [0, 1]. Returns the figure."""
-    rows = list(rows)
-    fig, axes = plt.subplots(len(rows), 2, figsize=(3.2, 1.6 * len(rows)), squeeze=False)
-    for (label, x0, rec, score), (a, b) in zip(rows, axes):
-        for ax, img in ((a, x0), (b, rec)):
-            ax.imshow(img.reshape(img.shape[-2], img.shape[-1]), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        a.set_ylabel(label, fontsize=8)
-        b.set_title(f"SSIM {score:.2f}", fontsize=8)
-    axes[0][0].set_title("input (target)", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    return attack_sample_grid({title or "": rows})
+
+
+def attack_sample_grid(groups: Mapping[str, Sequence]):
+    """Figure 4 of the paper for several attacks side by side: ``groups`` maps a title
+    (e.g. "query attack") to rows as in :func:`attack_samples`; each group is a pair of
+    columns, target left and reconstruction right, under its title. Returns the figure."""
+    groups = {k: list(v) for k, v in groups.items()}
+    n_rows = max(len(v) for v in groups.values())
+    fig = plt.figure(figsize=(2.1 * 2 * len(groups), 1.7 * n_rows + 0.6), layout="constrained")
+    for sub, (title, rows) in zip(fig.subfigures(1, len(groups), squeeze=False)[0], groups.items()):
+        axes = sub.subplots(n_rows, 2, squeeze=False)
+        for r, (a, b) in enumerate(axes):
+            for ax in (a, b):
+                ax.set_xticks([])
+                ax.set_yticks([])
+            if r >= len(rows):
+                a.axis("off")
+                b.axis("off")
+                continue
+            label, x0, rec, score = rows[r]
+            for ax, img in ((a, x0), (b, rec)):
+                ax.imshow(img.reshape(img.shape[-2], img.shape[-1]), cmap="gray", vmin=0, vmax=1)
+            a.set_ylabel(label, fontsize=9)
+            b.set_xlabel(f"SSIM {score:.2f}", fontsize=9)
+        axes[0][0].set_title("target (input)", fontsize=9)
+        axes[0][1].set_title("reconstruction", fontsize=9)
+        if title:
+            sub.suptitle(title, fontsize=10, weight="bold")
     return fig
 
 
@@ -73,8 +130,10 @@ def metric_curve(
         _, ax = plt.subplots(figsize=(5, 3.4))
     rows = sorted(rows, key=lambda r: r[x])
     xs, ys = [r[x] for r in rows], [r[y] for r in rows]
-    (line,) = ax.plot(xs, ys, marker="o", ms=4, label=label, **style)
-    if band and rows and f"{y}_lo" in rows[0]:
+    style.setdefault("marker", "o")
+    style.setdefault("ms", 4)
+    (line,) = ax.plot(xs, ys, label=label, **style)
+    if band and rows and rows[0].get(f"{y}_lo") is not None:
         ax.fill_between(
             xs, [r[f"{y}_lo"] for r in rows], [r[f"{y}_hi"] for r in rows], color=line.get_color(), alpha=0.15, lw=0
         )
@@ -84,100 +143,269 @@ def metric_curve(
     return ax
 
 
-def noise_panel(rows: Sequence[Mapping], ax: Axes | None = None, title: str | None = None) -> Axes:
-    """One panel of Figures 9-12: attack accuracy (red) and learning accuracy (blue)
-    against the noise level (log scale), the noise-free learning accuracy dashed, and the
-    confident noise area shaded green. ``rows``: :func:`mamlpriv.report.defence_rows` of
-    one dataset, attack and location."""
+# ----- defences (Figures 9-12) --------------------------------------------------------------
+
+
+def noise_panel(
+    rows: Sequence[Mapping], ax: Axes | None = None, title: str | None = None, attack: str | None = None
+) -> Axes:
+    """One panel of Figures 9-12: attack accuracy (the attack's colour, red for the query
+    attack by default) and learning accuracy (blue) against the noise level (log scale),
+    the noise-free learning accuracy dashed, and the confident noise area shaded green.
+    ``rows``: :func:`mamlpriv.report.defence_rows` of one dataset, attack and location."""
     import numpy as np
 
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 3))
     rows = sorted(rows, key=lambda r: r["level"])
+    attack = attack or (rows[0]["attack"] if rows else "query")
+    color = ATTACK_COLORS.get(attack, PALETTE["query attack"])
     x = [r["level"] for r in rows]
-    ax.plot(x, [r["attack_accuracy"] for r in rows], "o-", color="tab:red", ms=4, label="attack accuracy")
+    ax.plot(x, [r["attack_accuracy"] for r in rows], "o-", color=color, ms=4, label=f"{attack} attack accuracy")
     learn = [(r["level"], r["learning_accuracy"]) for r in rows if r["learning_accuracy"] is not None]
     if learn:
-        ax.plot(*zip(*learn), "s-", color="tab:blue", ms=4, label="learning accuracy")
+        ax.plot(*zip(*learn), "s-", color=PALETTE["learning accuracy"], ms=4, label="learning accuracy")
     base = next((r["baseline_learning"] for r in rows if r["baseline_learning"] is not None), None)
     if base is not None:
-        ax.axhline(base, color="tab:blue", ls="--", lw=1, label="learning, no noise")
+        ax.axhline(base, color=PALETTE["learning accuracy"], ls="--", lw=1, label="learning, no noise")
     # shade each confident level over half a log-step either side
     logs = np.log10(x)
     half = (np.diff(logs).min() / 2) if len(logs) > 1 else 0.25
+    shaded = False
     for r, lx in zip(rows, logs):
         if r.get("confident"):
-            ax.axvspan(10 ** (lx - half), 10 ** (lx + half), color="tab:green", alpha=0.2, lw=0)
-    ax.axhline(0.5, color="grey", ls=":", lw=1)
+            ax.axvspan(
+                10 ** (lx - half),
+                10 ** (lx + half),
+                color=PALETTE["confident area"],
+                alpha=0.2,
+                lw=0,
+                label=None if shaded else "confident noise area",
+            )
+            shaded = True
+    ax.axhline(0.5, color=PALETTE["chance"], ls=":", lw=1, label="chance (0.5)")
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("noise standard deviation")
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3)
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=10)
     return ax
+
+
+def noise_legend_handles(attack: str) -> tuple[list, list[str]]:
+    """Legend entries of a figure of :func:`noise_panel` panels, the confident area
+    included even where no panel has one (so the green is always explained)."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=ATTACK_COLORS.get(attack, PALETTE["query attack"]), marker="o", ms=4),
+        Line2D([], [], color=PALETTE["learning accuracy"], marker="s", ms=4),
+        Line2D([], [], color=PALETTE["learning accuracy"], ls="--", lw=1),
+        Line2D([], [], color=PALETTE["chance"], ls=":", lw=1),
+        Patch(color=PALETTE["confident area"], alpha=0.2, lw=0),
+    ]
+    labels = [f"{attack} attack accuracy", "learning accuracy", "learning, no noise", "chance", "confident noise area"]
+    return handles, labels
+
+
+def noise_grid(rows: Sequence[Mapping], attack: str, locations: Sequence[str], title: str | None = None):
+    """Figures 9-12 as a 2x2 grid, one :func:`noise_panel` per noise location (in
+    ``locations`` order, lettered (a)-(d)), with one legend for the figure. ``rows``:
+    :func:`mamlpriv.report.defence_rows` of one dataset and attack. Returns the figure."""
+    n = len(locations)
+    ncols = 2 if n > 1 else 1
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH, 2.9 * nrows + 0.9), sharey=True, squeeze=False)
+    flat = [ax for line in axes for ax in line]
+    for i, (ax, location) in enumerate(zip(flat, locations)):
+        sel = [r for r in rows if r["location"] == location]
+        noise_panel(
+            sel,
+            ax=ax,
+            title=f"({'abcdefgh'[i]}) {location.replace('_grad', '_gradient').replace('_', ' ')}",
+            attack=attack,
+        )
+        if i % ncols:
+            ax.set_ylabel("")
+    for ax in flat[n:]:
+        ax.axis("off")
+    handles, labels = noise_legend_handles(attack)
+    fig.legend(handles, labels, loc="upper center", ncol=5, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1.0))
+    if title:
+        fig.suptitle(title, fontsize=10, y=0.94)
+    fig.tight_layout(rect=(0, 0, 1, 0.9 if title else 0.94))
+    return fig
 
 
 # ----- sensitivity figures (5-8, inner loop) ----------------------------------------------
 
 
-def dataset_panels(datasets: Sequence[str], width: float = 5.0, height: float = 3.4):
-    """A row of panels, one per dataset: ``(figure, [(axis, dataset), ...])``."""
+def dataset_panels(datasets: Sequence[str], width: float | None = None, height: float = 3.4):
+    """A row of panels, one per dataset: ``(figure, [(axis, dataset), ...])``. The row is
+    :data:`PAGE_WIDTH` wide unless ``width`` (per panel) is given."""
     datasets = sorted(set(datasets))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(width * len(datasets), height), squeeze=False)
+    total = PAGE_WIDTH if width is None else width * len(datasets)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(total, height), squeeze=False)
     return fig, list(zip(axes[0], datasets))
 
 
 def finish_accuracy(ax: Axes, title: str, legend: str = "lower left") -> Axes:
     """Chance line, the accuracy range 0.3-1, title and legend of one attack panel."""
-    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.axhline(0.5, color=PALETTE["chance"], ls=":", lw=1)
     ax.set_ylim(0.3, 1.02)
     ax.set_title(title, fontsize=10)
     ax.legend(loc=legend, fontsize=8)  # type: ignore[call-overload]  # loc is one of matplotlib's names
     return ax
 
 
+def _paper_points(attack: str, dataset: str, axis: str, fixed: tuple[str, int], values: Sequence[int]) -> list:
+    """The paper's accuracies (Tables I-II) on one curve of Figures 5-6: ``[(x, acc)]``."""
+    table = paper.PAPER_TABLES[attack].get(dataset, {})
+    out = []
+    for v in values:
+        shape = (v, fixed[1]) if axis == "ways" else (fixed[1], v)
+        if shape in table:
+            out.append((v, table[shape][0]))
+    return out
+
+
 def shape_curves(
-    rows: Sequence[Mapping], axis: str, fixed: tuple[str, int], values: Sequence[int], y: str = "accuracy"
+    rows: Sequence[Mapping],
+    axis: str,
+    fixed: tuple[str, int],
+    values: Sequence[int],
+    y: str = "accuracy",
+    paper_points: bool = True,
 ):
     """Figures 5 (``axis="ways"``, ``fixed=("shots", 1)``) and 6 (``axis="shots"``,
     ``fixed=("ways", 3)``): ``y`` (accuracy with its Wilson band, or auc with its
     bootstrap band) of both attacks against ``axis``, paper's game, one panel per
-    dataset. ``rows``: membership report rows."""
+    dataset. ``rows``: membership report rows. With ``y="accuracy"`` the paper's
+    accuracies (its Tables I-II, at the shapes they cover) are overlaid as open markers
+    labelled "paper" unless ``paper_points=False``."""
     rows = [r for r in rows if r["game"] == "paper"]
     fig, panels = dataset_panels([r["dataset"] for r in rows])
     for ax, ds in panels:
-        for attack in ("query", "support"):
-            sel = [
-                r
-                for r in rows
-                if r["dataset"] == ds and r["attack"] == attack and r[fixed[0]] == fixed[1] and r[axis] in values
-            ]
-            metric_curve(sel, axis, y, ax=ax, label=f"{attack} attack")
-        ax.set_xticks(list(values))
-        finish_accuracy(ax, f"{ds}, {fixed[1]} {fixed[0][:-1] if fixed[1] == 1 else fixed[0]}")
+        shape_panel(ax, rows, ds, axis, fixed, values, y, paper_points)
     fig.tight_layout()
+    return fig
+
+
+def shape_panel(
+    ax: Axes,
+    rows: Sequence[Mapping],
+    dataset: str,
+    axis: str,
+    fixed: tuple[str, int],
+    values: Sequence[int],
+    y: str = "accuracy",
+    paper_points: bool = True,
+    title: str | None = None,
+    legend: bool = True,
+) -> Axes:
+    """One panel of :func:`shape_curves`: both attacks on ``dataset``."""
+    for attack in ("query", "support"):
+        sel = [
+            r
+            for r in rows
+            if r["dataset"] == dataset
+            and r["game"] == "paper"
+            and r["attack"] == attack
+            and r[fixed[0]] == fixed[1]
+            and r[axis] in values
+        ]
+        metric_curve(sel, axis, y, ax=ax, label=f"{attack} attack", color=ATTACK_COLORS[attack])
+        pts = _paper_points(attack, dataset, axis, fixed, values) if y == "accuracy" and paper_points else []
+        if pts:
+            ax.plot(
+                *zip(*pts),
+                ls="none",
+                marker="D",
+                ms=6,
+                mfc="white",
+                mec=ATTACK_COLORS[attack],
+                mew=1.5,
+                label=f"{attack} attack, paper",
+            )
+    ax.set_xticks(list(values))
+    ax.set_ylabel("AUC" if y == "auc" else y)
+    fixed_name = fixed[0][:-1] if fixed[1] == 1 else fixed[0]
+    ax.axhline(0.5, color=PALETTE["chance"], ls=":", lw=1, label="chance")
+    ax.set_ylim(0.3, 1.02)
+    ax.set_title(title or f"{dataset}, {fixed[1]} {fixed_name}", fontsize=10)
+    if legend:
+        ax.legend(loc="lower left", fontsize=8)
+    return ax
+
+
+def shape_figure(rows: Sequence[Mapping], axis: str, fixed: tuple[str, int], values: Sequence[int]):
+    """Figure 5 or 6 in one figure: accuracy (top row, with the paper's points) and AUC
+    (bottom row) of both attacks against ``axis``, one column per dataset, one legend
+    for the figure (see :func:`shape_curves`). Returns the figure."""
+    rows = [r for r in rows if r["game"] == "paper"]
+    datasets = sorted({r["dataset"] for r in rows})
+    fig, axes = plt.subplots(2, len(datasets), figsize=(PAGE_WIDTH, 6.6), squeeze=False, sharex="col", sharey="row")
+    fixed_name = fixed[0][:-1] if fixed[1] == 1 else fixed[0]
+    for j, ds in enumerate(datasets):
+        top, bottom = axes[0][j], axes[1][j]
+        shape_panel(
+            top, rows, ds, axis, fixed, values, "accuracy", title=f"{ds}, {fixed[1]} {fixed_name}", legend=False
+        )
+        shape_panel(bottom, rows, ds, axis, fixed, values, "auc", title=f"{ds}: AUC", legend=False)
+        top.set_xlabel("")
+        top.tick_params(labelbottom=True)
+        if j:
+            top.set_ylabel("")
+            bottom.set_ylabel("")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    # the attacks first, then the paper's points, then chance
+    order = sorted(range(len(labels)), key=lambda i: (labels[i] == "chance", labels[i].endswith("paper"), labels[i]))
+    fig.legend(
+        [handles[i] for i in order], [labels[i] for i in order], loc="upper center", ncol=5, fontsize=8, frameon=False
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 
 
 def stage_curves(rows: Sequence[Mapping], attack: str):
     """Figures 7 (query) and 8 (support): accuracy of ``attack`` against the meta-training
     stage, paper's game solid and strict game dotted, and the meta-test accuracy of the
-    same snapshot dashed on the right axis; one panel per dataset."""
+    same snapshot (blue, dashed) on the right axis; one panel per dataset, one legend."""
     rows = [r for r in rows if r["attack"] == attack]
-    fig, panels = dataset_panels([r["dataset"] for r in rows])
+    fig, panels = dataset_panels([r["dataset"] for r in rows], height=3.6)
+    color = ATTACK_COLORS.get(attack, PALETTE["query attack"])
     for ax, ds in panels:
         for game, ls in (("paper", "-"), ("strict", ":")):
             sel = [r for r in rows if r["dataset"] == ds and r["game"] == game]
-            metric_curve(sel, "stage", "accuracy", ax=ax, label=f"{game} game", ls=ls)
+            metric_curve(sel, "stage", "accuracy", ax=ax, label=f"{attack} attack, {game} game", ls=ls, color=color)
         learn = [r for r in rows if r["dataset"] == ds and r["game"] == "paper" and r["learning_acc"] is not None]
         twin = ax.twinx()
-        metric_curve(learn, "stage", "learning_acc", ax=twin, band=False, color="grey", ls="--")
+        metric_curve(
+            learn,
+            "stage",
+            "learning_acc",
+            ax=twin,
+            band=False,
+            color=PALETTE["learning accuracy"],
+            ls="--",
+            marker="s",
+            ms=3,
+            label="meta-test accuracy (right axis)",
+        )
         twin.set_ylim(0, 1)
-        twin.set_ylabel("meta-test accuracy (dashed)")
+        twin.set_ylabel("meta-test accuracy", color=PALETTE["learning accuracy"])
         twin.grid(False)
         ax.set_xlabel("meta-iteration")
-        finish_accuracy(ax, f"{attack} attack, {ds}")
-    fig.tight_layout()
+        ax.set_ylabel("attack accuracy")
+        integer_ticks(ax)
+        ax.axhline(0.5, color=PALETTE["chance"], ls=":", lw=1, label="chance")
+        ax.set_ylim(0.3, 1.02)
+        ax.set_title(f"{attack} attack, {ds}", fontsize=10)
+    ax, twin = panels[-1][0], fig.axes[-1]
+    handles, labels = ax.get_legend_handles_labels()
+    h2, l2 = twin.get_legend_handles_labels()
+    fig.legend(handles + h2, labels + l2, loc="upper center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig

@@ -38,7 +38,7 @@
 # accuracy and its bootstrap 95% interval for the AUC. The paper reports no first-order
 # numbers.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-input"]
 profile = "quick"  # "quick" (CI: MNIST 3-way 1-shot) or "paper" (both data sets, 3 and 5 ways, 100+100 trials)
 results_dir = "../results"  # the runner's results: <results_dir>/<profile>/<experiment>/<cell>.json
 # The grid; None takes the profile's value. A rerun with other values computes exactly those points.
@@ -52,41 +52,121 @@ from mamlpriv import pages
 
 pages.parameters(globals(), ["profile", "results_dir", "dataset", "shapes", "trials", "validation"]);
 
-# %%
+# %% tags=["remove-input"]
+import time
+
+from IPython.display import Markdown, display
+
+# this page's execution time, printed at its end
+_chapter_start = time.perf_counter()
+_names = ["profile", "results_dir", "dataset", "shapes", "trials", "validation"]
+display(
+    Markdown(
+        "**This page's parameters:** "
+        + ", ".join(f"`{k} = {globals()[k]!r}`" for k in _names)
+        + ". `None` takes the profile's value. "
+        "To build the page with other values, give them to papermill "
+        "(`-p NAME VALUE`; see the README)."
+    )
+)
+
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import Markdown, display
+from matplotlib.patches import Patch
 
 from mamlpriv import catalog
+from mamlpriv.plots import ATTACK_COLORS
 from mamlpriv.report import order_comparison, order_summary
 
 flat_shapes = pages.as_tuple("shapes", shapes)
 pairs = list(zip(flat_shapes[::2], flat_shapes[1::2])) if flat_shapes else None
-knobs = pages.grid_knobs(datasets=pages.as_tuple("dataset", dataset, str), trials=trials, validation=validation)
-if knobs and pairs is None:  # the second-order twins of the profile's first-order shapes only
+knobs = pages.grid_knobs(
+    datasets=pages.as_tuple("dataset", dataset, str),
+    trials=trials,
+    validation=validation,
+)
+if (
+    knobs and pairs is None
+):  # the second-order twins of the profile's first-order shapes
     pairs = list(catalog.profile(profile).fo_shapes)
-first = pages.shown("first-order", profile, results_dir, **pages.grid_knobs(shapes=pairs, **knobs))
-second = pages.shown("tables-1-2", profile, results_dir, **pages.grid_knobs(grid=pairs, **knobs))
+first = pages.shown(
+    "first-order", profile, results_dir, **pages.grid_knobs(shapes=pairs, **knobs)
+)
+second = pages.shown(
+    "tables-1-2", profile, results_dir, **pages.grid_knobs(grid=pairs, **knobs)
+)
 rows = order_comparison(first, second)
-table = pd.DataFrame(rows).set_index(["dataset", "attack", "ways", "shots"]).sort_index()
-table.round(3)
+table = (
+    pd.DataFrame(rows)
+    .set_index(["dataset", "attack", "ways", "shots"])
+    .sort_index()
+)
+shown_table = pd.DataFrame(
+    {
+        ("accuracy", "2nd → 1st"): [
+            f"{a:.2f} → {b:.2f}"
+            for a, b in zip(table.second_accuracy, table.first_accuracy)
+        ],
+        ("accuracy", "Δ (±95%)"): [
+            f"{d:+.2f} ± {h:.2f}"
+            for d, h in zip(table.accuracy_diff, table.accuracy_diff_ci95)
+        ],
+        ("AUC", "2nd → 1st"): [
+            f"{a:.2f} → {b:.2f}" for a, b in zip(table.second_auc, table.first_auc)
+        ],
+        ("AUC", "Δ [95% CI]"): [
+            f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+            for d, lo, hi in zip(
+                table.auc_diff, table.auc_diff_lo, table.auc_diff_hi
+            )
+        ],
+    },
+    index=table.index,
+)
+for ds, part in shown_table.groupby(level="dataset", sort=False):
+    display(Markdown(f"**{ds}**, second order → first order:"))
+    display(part.droplevel("dataset"))
 
 # %% [markdown]
 # The differences with their intervals; a bar whose interval excludes zero is a change
 # the trials resolve.
 
-# %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 0.5 * len(table) + 1.5), sharey=True)
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "First-order minus second-order MAML, per data set, attack and task shape (paper's game): the attack's accuracy (left, normal 95% interval) and AUC (right, bootstrap 95% interval). Red: query attack; purple: support attack. A bar left of zero means first-order MAML leaks less.", "name": "fig-first-order"}}
+fig, axes = plt.subplots(
+    1, 2, figsize=(8.5, 0.45 * len(table) + 1.6), sharey=True, squeeze=False
+)
+axes = axes[0]
 labels = [f"{ds}, {attack}, {w}-way {s}-shot" for ds, attack, w, s in table.index]
+colors = [ATTACK_COLORS[attack] for _, attack, _, _ in table.index]
 y = range(len(table))
-axes[0].barh(y, table.accuracy_diff, xerr=table.accuracy_diff_ci95, color="tab:blue", alpha=0.7, capsize=3)
-axes[1].barh(y, table.auc_diff, xerr=[table.auc_diff - table.auc_diff_lo, table.auc_diff_hi - table.auc_diff],
-             color="tab:orange", alpha=0.7, capsize=3)
+axes[0].barh(
+    y,
+    table.accuracy_diff,
+    xerr=table.accuracy_diff_ci95,
+    color=colors,
+    alpha=0.7,
+    capsize=3,
+)
+auc_err = [table.auc_diff - table.auc_diff_lo, table.auc_diff_hi - table.auc_diff]
+axes[1].barh(y, table.auc_diff, xerr=auc_err, color=colors, alpha=0.7, capsize=3)
 for ax, name in zip(axes, ("accuracy", "AUC")):
     ax.axvline(0, color="grey", lw=1)
-    ax.set_xlabel(f"{name}: first order minus second order")
+    ax.set_xlabel(f"{name}: first minus second order")
     ax.grid(alpha=0.3)
 axes[0].set_yticks(list(y), labels)
-fig.tight_layout()
+axes[0].invert_yaxis()
+handles = [Patch(color=c, alpha=0.7) for c in ATTACK_COLORS.values()]
+fig.legend(
+    handles,
+    [f"{a} attack" for a in ATTACK_COLORS],
+    loc="upper center",
+    ncol=2,
+    fontsize=8,
+    frameon=False,
+)
+fig.tight_layout(rect=(0, 0, 1, 0.93))
 plt.show()
 
 # %% [markdown]
@@ -95,15 +175,56 @@ plt.show()
 # The summary below counts, per attack, the rows whose accuracy difference is negative
 # with a 95% interval that excludes zero.
 
-# %%
-print("\n".join(order_summary(rows)))
+# %% tags=["hide-input"]
+display(Markdown("\n".join(f"- {line}" for line in order_summary(rows))))
+
+# %% [markdown]
+# ## Where these numbers come from
+
+# %% tags=["hide-input"]
+def provenance(records, label, trials=True):
+    """A line on the cells behind ``label``: how many are stored cells of the paper
+    profile (their commit and dates), how many were computed for this build, and the
+    trials per cell."""
+    stored = [r for r in records if r["shown"] == "paper"]
+    here = [r for r in records if r["shown"] != "paper"]
+    text = f"{label}: {len(stored)} stored cells of the paper profile"
+    if stored:
+        commits = ", ".join(
+            sorted({r["provenance"]["git_commit"][:7] for r in stored})
+        )
+        dates = sorted({r["provenance"]["date"] for r in stored})
+        span = " to ".join(dict.fromkeys([dates[0], dates[-1]]))
+        text += f" (commit {commits}, {span})"
+    text += f", {len(here)} computed for this build"
+    if here:
+        text += f" ({', '.join(sorted({r['shown'] for r in here}))} profile)"
+    if trials and records:
+        sizes = sorted(
+            {(r["config"]["trials"], r["config"]["validation"]) for r in records}
+        )
+        per = ", ".join(f"{t} test and {v} validation trials" for t, v in sizes)
+        text += f"; {per} per cell"
+    return text + "."
+
+
+display(
+    Markdown(
+        "- " + provenance(first, "First-order cells") + "\n"
+        "- " + provenance(second, "Second-order cells (of Tables I-II)") + "\n"
+        f"- This page took {time.perf_counter() - _chapter_start:.0f} s to execute."
+    )
+)
 
 # %% [markdown]
 # ## Takeaways
 #
-# - The query attack is unaffected: it reads the query gradient, which first-order MAML still shares.
-# - The support attack loses accuracy against first-order gradients in every shape measured, but the trials resolve the difference in only some of them (the summary above); first-order MAML weakens this attack, it does not stop it.
+# - The query attack is unaffected: it reads the query gradient, which first-order MAML
+#   still shares.
+# - The support attack loses accuracy against first-order gradients in every shape
+#   measured, but the trials resolve the difference in only some of them (the summary
+#   above); first-order MAML weakens this attack, it does not stop it.
 
-# %%
+# %% tags=["remove-cell"]
 # sanity check for nbval: every first-order cell found its second-order twin
 assert len(table) == len(first)

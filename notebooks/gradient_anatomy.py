@@ -50,7 +50,7 @@
 # `torch.func.hessian` and against autograd through the whole inner loop.
 # ```
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-input"]
 dataset = "mnist"
 ways = 5
 shots = 1
@@ -65,26 +65,69 @@ from mamlpriv import pages
 
 pages.parameters(globals(), ["dataset", "ways", "shots", "iterations", "seed", "profile", "inner_lr", "run_dir"]);
 
-# %%
+# %% tags=["remove-input"]
+import time
+
+from IPython.display import Markdown, display
+
+# this page's execution time, printed at its end
+_chapter_start = time.perf_counter()
+_names = [
+    "dataset",
+    "ways",
+    "shots",
+    "iterations",
+    "seed",
+    "profile",
+    "inner_lr",
+    "run_dir",
+]
+display(
+    Markdown(
+        "**This page's parameters:** "
+        + ", ".join(f"`{k} = {globals()[k]!r}`" for k in _names)
+        + ". `None` takes the profile's value. "
+        "To build the page with other values, give them to papermill "
+        "(`-p NAME VALUE`; see the README)."
+    )
+)
+
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from IPython.display import Markdown, display
 from tqdm import tqdm
 
 from mamlpriv import analysis, catalog
 from mamlpriv.data import TaskSampler, load_dataset, stack_tasks
 from mamlpriv.maml import MAMLConfig
+from mamlpriv.plots import PAGE_WIDTH, PALETTE, integer_ticks
 from mamlpriv.seeds import Stream, derive_seed
 from mamlpriv.training import TrainConfig, meta_train, run_folder
 
 scale = catalog.profile(profile)
-P = dict(iterations=scale.maml_iterations, epoch_iterations=scale.maml_epoch, eval_tasks=scale.maml_eval_tasks,
-         analysis_tasks=scale.analysis_tasks, sweep_lrs=scale.sweep_lrs, sweep_steps=scale.sweep_steps)
+P = dict(
+    iterations=scale.maml_iterations,
+    epoch_iterations=scale.maml_epoch,
+    eval_tasks=scale.maml_eval_tasks,
+    analysis_tasks=scale.analysis_tasks,
+    sweep_lrs=scale.sweep_lrs,
+    sweep_steps=scale.sweep_steps,
+)
 if iterations is not None:
     P["iterations"], P["epoch_iterations"] = iterations, max(1, iterations // 10)
 test_set = load_dataset(dataset, "test")
-tasks = [TaskSampler(test_set, ways, shots).sample(derive_seed(seed, Stream.PROBE, i)) for i in range(P["analysis_tasks"])]
+sampler = TaskSampler(test_set, ways, shots)
+tasks = [
+    sampler.sample(derive_seed(seed, Stream.PROBE, i))
+    for i in range(P["analysis_tasks"])
+]
 batch = stack_tasks(tasks)
+RUN_COLORS = {
+    "second-order": PALETTE["second order"],
+    "first-order": PALETTE["first order"],
+}
 
 # %% [markdown]
 # ## The models
@@ -94,14 +137,23 @@ batch = stack_tasks(tasks)
 # has run). Parameters were saved after every epoch; the analysis below runs on each
 # snapshot, on held-out tasks from the test split.
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-stderr", "hide-input"]
 results = {}
 for first_order in (False, True):
-    cfg = TrainConfig(dataset=dataset, ways=ways, shots=shots, seed=seed, maml=MAMLConfig(inner_lr, 1, first_order),
-                      iterations=P["iterations"],
-                      epoch_iterations=P["epoch_iterations"], eval_tasks=P["eval_tasks"])
+    cfg = TrainConfig(
+        dataset=dataset,
+        ways=ways,
+        shots=shots,
+        seed=seed,
+        maml=MAMLConfig(inner_lr, 1, first_order),
+        iterations=P["iterations"],
+        epoch_iterations=P["epoch_iterations"],
+        eval_tasks=P["eval_tasks"],
+    )
+    out_dir = None if run_dir is None else run_folder(run_dir, cfg)
     results["first-order" if first_order else "second-order"] = meta_train(
-        cfg, out_dir=None if run_dir is None else run_folder(run_dir, cfg))
+        cfg, out_dir=out_dir
+    )
 f = results["second-order"].forward  # both runs share the architecture
 maml1 = MAMLConfig(inner_lr, 1, False)
 
@@ -113,36 +165,58 @@ maml1 = MAMLConfig(inner_lr, 1, False)
 # $g_{FO}$. For the first-order run the same decomposition measures what its shared
 # gradient leaves out.
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-stderr", "hide-input"]
 rows = []
 for run, res in results.items():
-    for it, params in tqdm(sorted(res.snapshots.items()), desc=f"decompose ({run})", mininterval=5):
+    snapshots = sorted(res.snapshots.items())
+    for it, params in tqdm(snapshots, desc=f"decompose ({run})", mininterval=5):
         st = analysis.decomposition_stats(f, params, batch, maml1)
-        rows.append({"run": run, "iteration": it,
-                     "support share": float(st["support_share"].mean()),
-                     "support share sd": float(st["support_share"].std()),
-                     "cos(g, g_FO)": float(st["cos_fo"].mean()),
-                     "|g|": float(st["g_norm"].mean())})
+        rows.append(
+            {
+                "run": run,
+                "iteration": it,
+                "support share": float(st["support_share"].mean()),
+                "support share sd": float(st["support_share"].std()),
+                "cos(g, g_FO)": float(st["cos_fo"].mean()),
+                "|g|": float(st["g_norm"].mean()),
+            }
+        )
 decomp = pd.DataFrame(rows)
 
-# %% mystnb={"figure": {"caption": "Anatomy of the second-order task gradient over meta-training (held-out tasks, one inner step). Left: norm of the support (Hessian) correction relative to the whole gradient, mean and one standard deviation over tasks. Right: cosine between the second-order gradient and its query part, the first-order gradient.", "name": "fig-anatomy-decomposition"}}
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Anatomy of the second-order task gradient over meta-training (held-out tasks, one inner step), for the snapshots of the second-order run (teal) and of the first-order run (orange). Left: norm of the support (Hessian) correction relative to the whole gradient, mean and one standard deviation over tasks. Right: cosine between the second-order gradient and its query part, the first-order gradient.", "name": "fig-anatomy-decomposition"}}
+fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.4))
 for run, d in decomp.groupby("run"):
-    axes[0].plot(d["iteration"], d["support share"], marker="o", ms=3, label=f"{run} run")
-    axes[0].fill_between(d["iteration"], d["support share"] - d["support share sd"],
-                         d["support share"] + d["support share sd"], alpha=0.2)
-    axes[1].plot(d["iteration"], d["cos(g, g_FO)"], marker="o", ms=3, label=f"{run} run")
+    color = RUN_COLORS[run]
+    share, sd = d["support share"], d["support share sd"]
+    axes[0].plot(
+        d["iteration"], share, marker="o", ms=3, color=color, label=f"{run} run"
+    )
+    axes[0].fill_between(
+        d["iteration"], share - sd, share + sd, color=color, alpha=0.2
+    )
+    axes[1].plot(
+        d["iteration"],
+        d["cos(g, g_FO)"],
+        marker="o",
+        ms=3,
+        color=color,
+        label=f"{run} run",
+    )
 axes[0].set_ylabel(r"$\|g - g_{FO}\| / \|g\|$")
 axes[1].set_ylabel(r"$\cos(g, g_{FO})$")
 for ax in axes:
     ax.set_xlabel("meta-iteration")
+    integer_ticks(ax)
     ax.grid(alpha=0.3)
-    ax.legend()
-plt.tight_layout()
+handles, labels = axes[0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False)
+fig.tight_layout(rect=(0, 0, 1, 0.92))
 plt.show()
 
-# %%
-decomp.pivot(index="iteration", columns="run", values=["support share", "cos(g, g_FO)"]).round(3)
+# %% tags=["hide-input"]
+decomp.pivot(
+    index="iteration", columns="run", values=["support share", "cos(g, g_FO)"]
+).round(3)
 
 # %% [markdown]
 # ## How much does the gradient depend on each set?
@@ -155,35 +229,73 @@ decomp.pivot(index="iteration", columns="run", values=["support share", "cos(g, 
 # near 1 means the gradient hardly depends on that set, so an attacker who matches
 # gradients has little to go on.
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-stderr", "hide-input"]
 rows = []
 for run, res in results.items():
     cfg_run = MAMLConfig(inner_lr, 1, run == "first-order")
-    for it, params in tqdm(sorted(res.snapshots.items()), desc=f"swaps ({run})", mininterval=5):
+    snapshots = sorted(res.snapshots.items())
+    for it, params in tqdm(snapshots, desc=f"swaps ({run})", mininterval=5):
         cos = analysis.swap_cosines(f, params, test_set, tasks, cfg_run, seed=seed)
         for (which, kind), v in cos.items():
-            rows.append({"run": run, "iteration": it, "swapped set": which, "replacement": kind,
-                         "cosine": float(v.mean())})
+            rows.append(
+                {
+                    "run": run,
+                    "iteration": it,
+                    "swapped set": which,
+                    "replacement": kind,
+                    "cosine": float(v.mean()),
+                }
+            )
 swaps = pd.DataFrame(rows)
 
-# %% mystnb={"figure": {"caption": "Cosine between a task's shared gradient and the gradient after replacing its support set (solid) or its query set (dashed), over meta-training, for the gradient that each run shares. Lower means the gradient depends more on that set.", "name": "fig-anatomy-swaps"}}
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-colors = dict(zip(analysis.SWAPS, ("C0", "C1", "C2")))
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Cosine between a task's shared gradient and the gradient after replacing its support set (purple) or its query set (red) by other images of the same classes (solid), of other classes (dashed) or by noise (dotted), over meta-training, for the gradient that each run shares. Lower means the gradient depends more on that set.", "name": "fig-anatomy-swaps"}}
+fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.6), sharey=True)
+set_colors = {
+    "support": PALETTE["support attack"],
+    "query": PALETTE["query attack"],
+}
+styles = dict(zip(analysis.SWAPS, ("-", "--", ":")))
 for ax, (run, d) in zip(axes, swaps.groupby("run", sort=False)):
     for (which, kind), e in d.groupby(["swapped set", "replacement"]):
-        ax.plot(e["iteration"], e["cosine"], color=colors[kind], ls="-" if which == "support" else "--",
-                marker="o", ms=3, label=f"{which} ← {kind}")
-    ax.set_title(f"{run} MAML")
+        ax.plot(
+            e["iteration"],
+            e["cosine"],
+            color=set_colors[which],
+            ls=styles[kind],
+            marker="o",
+            ms=3,
+            label=f"{which} ← {kind}",
+        )
+    ax.set_title(f"{run} MAML", fontsize=10)
     ax.set_xlabel("meta-iteration")
+    integer_ticks(ax)
     ax.grid(alpha=0.3)
 axes[0].set_ylabel("cos(g, g after swap)")
-axes[1].legend(fontsize=8, loc="lower right")
-plt.tight_layout()
+handles, labels = axes[0].get_legend_handles_labels()
+# one legend column per swapped set, the replacements in the order of SWAPS
+order = sorted(
+    range(len(labels)),
+    key=lambda i: (
+        labels[i].split(" ← ")[0],
+        analysis.SWAPS.index(labels[i].split(" ← ")[1]),
+    ),
+)
+fig.legend(
+    [handles[i] for i in order],
+    [labels[i] for i in order],
+    loc="upper center",
+    ncol=2,
+    fontsize=8,
+    frameon=False,
+)
+fig.tight_layout(rect=(0, 0, 1, 0.86))
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 final = swaps[swaps["iteration"] == swaps["iteration"].max()]
-final.pivot_table(index=["swapped set", "replacement"], columns="run", values="cosine").round(3)
+final.pivot_table(
+    index=["swapped set", "replacement"], columns="run", values="cosine"
+).round(3)
 
 # %% [markdown]
 # ## The inner learning rate and the number of inner steps
@@ -195,32 +307,49 @@ final.pivot_table(index=["swapped set", "replacement"], columns="run", values="c
 # and the swap cosines for other images of the same classes, the hardest case for an
 # attacker.
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-stderr", "hide-input"]
 final_params = results["second-order"].params
 rows = []
 for k in P["sweep_steps"]:
     for lr in tqdm(P["sweep_lrs"], desc=f"sweep k={k}", mininterval=5):
         cfg_s = MAMLConfig(lr, k, False)
         st = analysis.decomposition_stats(f, final_params, batch, cfg_s)
-        cos = analysis.swap_cosines(f, final_params, test_set, tasks, cfg_s, seed=seed)
-        rows.append({"k": k, "alpha": lr, "support share": float(st["support_share"].mean()),
-                     "cos support swap": float(cos[("support", "same-class")].mean()),
-                     "cos query swap": float(cos[("query", "same-class")].mean())})
+        cos = analysis.swap_cosines(
+            f, final_params, test_set, tasks, cfg_s, seed=seed
+        )
+        rows.append(
+            {
+                "k": k,
+                "alpha": lr,
+                "support share": float(st["support_share"].mean()),
+                "cos support swap": float(cos[("support", "same-class")].mean()),
+                "cos query swap": float(cos[("query", "same-class")].mean()),
+            }
+        )
 sweep = pd.DataFrame(rows)
 
-# %% mystnb={"figure": {"caption": "Final second-order model: support share of the gradient (left) and cosine after swapping the support set (middle) or the query set (right) for other images of the same classes, against the inner learning rate, for several numbers of inner steps k.", "name": "fig-anatomy-sweep"}}
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-for k, d in sweep.groupby("k"):
-    for ax, col in zip(axes, ("support share", "cos support swap", "cos query swap")):
-        ax.plot(d["alpha"], d[col], marker="o", ms=3, label=f"k={k}")
-        ax.set_title(col)
-for ax in axes:
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Final second-order model: support share of the gradient (left) and cosine after swapping the support set (middle) or the query set (right) for other images of the same classes, against the inner learning rate (log scale), for several numbers of inner steps k (darker: more steps).", "name": "fig-anatomy-sweep"}}
+fig, axes = plt.subplots(1, 3, figsize=(PAGE_WIDTH, 3.2))
+steps = sorted(set(sweep["k"]))
+shades = plt.cm.viridis(
+    [0.15 + 0.6 * i / max(1, len(steps) - 1) for i in range(len(steps))]
+)
+titles = ("support share", "cos, support swapped", "cos, query swapped")
+for (k, d), color in zip(sweep.groupby("k"), shades[::-1]):
+    for ax, col in zip(
+        axes, ("support share", "cos support swap", "cos query swap")
+    ):
+        ax.plot(d["alpha"], d[col], marker="o", ms=3, color=color, label=f"k={k}")
+for ax, title in zip(axes, titles):
+    ax.set_title(title, fontsize=10)
     ax.set_xscale("log")
-    ax.set_xticks(list(P["sweep_lrs"]), [f"{a:g}" for a in P["sweep_lrs"]])
+    ax.set_xticks(
+        list(P["sweep_lrs"]), [f"{a:g}" for a in P["sweep_lrs"]], fontsize=8
+    )
     ax.minorticks_off()
-    ax.set_xlabel(r"inner learning rate $\alpha$")
+    ax.set_xlabel(r"inner rate $\alpha$")
     ax.grid(alpha=0.3)
-axes[0].legend()
+axes[0].legend(fontsize=8)
 plt.tight_layout()
 plt.show()
 
@@ -235,22 +364,38 @@ plt.show()
 # compares, for the final models of this run, how far each swap moves the shared
 # gradient (lower cosine = more dependence), replacement by replacement.
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for run in results:
+    mine = final[final["run"] == run]
     for kind in analysis.SWAPS:
-        c_s = float(final[(final["run"] == run) & (final["swapped set"] == "support") & (final["replacement"] == kind)]["cosine"].iloc[0])
-        c_q = float(final[(final["run"] == run) & (final["swapped set"] == "query") & (final["replacement"] == kind)]["cosine"].iloc[0])
-        rows.append({"run": run, "replacement": kind, "cos after support swap": round(c_s, 3),
-                     "cos after query swap": round(c_q, 3),
-                     "g depends more on": "query set" if c_q < c_s else "support set"})
+        swapped = mine[mine["replacement"] == kind].set_index("swapped set")[
+            "cosine"
+        ]
+        c_s, c_q = float(swapped["support"]), float(swapped["query"])
+        rows.append(
+            {
+                "run": run,
+                "replacement": kind,
+                "cos after support swap": round(c_s, 3),
+                "cos after query swap": round(c_q, 3),
+                "g depends more on": "query set" if c_q < c_s else "support set",
+            }
+        )
 pd.DataFrame(rows).set_index(["run", "replacement"])
 
-# %%
+# %% tags=["hide-input"]
 k1 = sweep[sweep["k"] == 1]
-print(f"inner rate, k=1: support-swap cosine {k1['cos support swap'].iloc[0]:.3f} at alpha={k1['alpha'].iloc[0]:g}, "
-      f"{k1['cos support swap'].iloc[-1]:.3f} at alpha={k1['alpha'].iloc[-1]:g}; "
-      f"query-swap cosine {k1['cos query swap'].iloc[0]:.3f} -> {k1['cos query swap'].iloc[-1]:.3f}")
+lo, hi = k1.iloc[0], k1.iloc[-1]
+display(
+    Markdown(
+        "With one inner step, the cosine after a same-class support swap is "
+        f"{lo['cos support swap']:.3f} at α = {lo['alpha']:g} and "
+        f"{hi['cos support swap']:.3f} at α = {hi['alpha']:g}; after a "
+        f"query swap it goes from {lo['cos query swap']:.3f} to "
+        f"{hi['cos query swap']:.3f}."
+    )
+)
 
 # %% [markdown]
 # ## The appendix counterexample: different tasks, one gradient
@@ -265,48 +410,105 @@ print(f"inner rate, k=1: support-swap cosine {k1['cos support swap'].iloc[0]:.3f
 # $2(a'x_q + b' - y_q)\,[x_q, 1]$, so the ratio of the two entries of $g'$ is the query
 # input, $x_q = g'_a / g'_b$, and the bias entry gives the label.
 
-# %%
+# %% tags=["hide-input"]
+def pair(values, digits):
+    """A pair of numbers as text: (0.80, 0.30)."""
+    return "(" + ", ".join(f"{float(v):.{digits}f}" for v in values) + ")"
+
+
 w = torch.tensor([0.8, 0.3], dtype=torch.float64)
 alpha = 0.1
-D_s = (torch.tensor([1.0, 2.0], dtype=torch.float64), torch.tensor([0.5, 1.0], dtype=torch.float64))
-D_q = (torch.tensor([1.5], dtype=torch.float64), torch.tensor([2.0], dtype=torch.float64))
+D_s = (
+    torch.tensor([1.0, 2.0], dtype=torch.float64),
+    torch.tensor([0.5, 1.0], dtype=torch.float64),
+)
+D_q = (
+    torch.tensor([1.5], dtype=torch.float64),
+    torch.tensor([2.0], dtype=torch.float64),
+)
 g = analysis.maml_gradient_autograd(w, alpha, D_s, D_q)
 x_grid = torch.linspace(-3, 3, 121, dtype=torch.float64)
 family = analysis.alternative_task_family(w, alpha, D_s, D_q, x_grid, support_y=0.0)
 ok = [m for m in family if m.ok]
-reasons = pd.Series([m.failure for m in family if not m.ok], dtype=str).value_counts()
+reasons = pd.Series(
+    [m.failure for m in family if not m.ok], dtype=str
+).value_counts()
 # every accepted member, checked by autograd through the whole inner loop
-errors = torch.stack([(analysis.maml_gradient_autograd(w, alpha, m.support, m.query) - g).abs().max() for m in ok])
-print(f"shared gradient of the real task: g = {g.tolist()}")
-print(f"{len(ok)} of {len(family)} one-sample support sets M_s = (x_s, 0) admit a matching query set;"
-      f" largest |g(M) - g(D)| over them: {float(errors.max()):.2e}")
-print("why the others fail:", reasons.to_dict() if len(reasons) else "none")
+errors = torch.stack(
+    [
+        (analysis.maml_gradient_autograd(w, alpha, m.support, m.query) - g)
+        .abs()
+        .max()
+        for m in ok
+    ]
+)
+why = ", ".join(f"{name} ({n})" for name, n in reasons.items()) or "none"
+display(
+    Markdown(
+        f"- shared gradient of the real task: g = {pair(g.tolist(), 6)}\n"
+        f"- {len(ok)} of {len(family)} one-sample support sets `M_s = (x_s, 0)` "
+        "admit a matching query set; the largest `|g(M) - g(D)|` over them is "
+        f"{float(errors.max()):.2e}\n"
+        f"- why the others fail: {why}"
+    )
+)
 
-# %% mystnb={"figure": {"caption": "A family of tasks that share one MAML gradient on the single-neuron network of the appendix. Each alternative support set holds one sample (x_s, 0); the constructed one-sample query set (x_q, y_q) is plotted against x_s. Every plotted task produces the same gradient as the real task (its support inputs are marked), checked by autograd.", "name": "fig-anatomy-family"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "A family of tasks that share one MAML gradient on the single-neuron network of the appendix. Each alternative support set holds one sample (x_s, 0); the constructed one-sample query set (x_q, y_q) is plotted against x_s. Every plotted task produces the same gradient as the real task (whose support inputs are marked by dotted lines), checked by autograd. The vertical axis is clipped to the range of most points: near the right edge of the family x_q runs off, and the points beyond the range are drawn as triangles on its edge.", "name": "fig-anatomy-family"}}
 xs_ok = [float(m.support[0][0]) for m in ok]
-fig, ax = plt.subplots(figsize=(6.5, 3.6))
-ax.plot(xs_ok, [float(m.query[0][0]) for m in ok], ".", label=r"query input $x_q$")
-ax.plot(xs_ok, [float(m.query[1][0]) for m in ok], ".", label=r"query label $y_q$")
+x_q = [float(m.query[0][0]) for m in ok]
+y_q = [float(m.query[1][0]) for m in ok]
+values = torch.tensor(x_q + y_q)
+lo, hi = float(values.quantile(0.05)), float(values.quantile(0.95))
+pad = 0.3 * (hi - lo)
+lo, hi = lo - pad, hi + pad
+fig, ax = plt.subplots(figsize=(PAGE_WIDTH * 0.75, 3.6))
+for ys, color, label in (
+    (x_q, "#4d4d4d", r"query input $x_q$"),
+    (y_q, "#b8860b", r"query label $y_q$"),
+):
+    inside = [(x, y) for x, y in zip(xs_ok, ys) if lo <= y <= hi]
+    above = [x for x, y in zip(xs_ok, ys) if y > hi]
+    below = [x for x, y in zip(xs_ok, ys) if y < lo]
+    ax.plot(*zip(*inside), ".", color=color, label=label)
+    ax.plot(above, [hi] * len(above), "^", color=color, ms=6, clip_on=False)
+    ax.plot(below, [lo] * len(below), "v", color=color, ms=6, clip_on=False)
 for x in D_s[0]:
     ax.axvline(float(x), color="grey", ls=":", lw=1)
+ax.set_ylim(lo, hi)
 ax.set_xlabel(r"alternative support input $x_s$ (label 0)")
 ax.set_ylabel("reconstructed query sample")
-values = torch.tensor([float(v) for m in ok for v in (m.query[0][0], m.query[1][0])])
-ax.set_ylim(float(values.min()) - 0.5, float(values.quantile(0.9)) * 1.5)  # x_q diverges near the edge of the family
 ax.grid(alpha=0.3)
-ax.legend()
+ax.legend(fontsize=9)
 plt.show()
 
-# %%
-pick = [min(ok, key=lambda m: abs(float(m.support[0][0]) - x)) for x in (-2.0, 0.0, 0.5, 1.0, 1.5)]
-pd.DataFrame([{
-    "M_s": f"({float(m.support[0][0]):.2f}, {float(m.support[1][0]):.1f})",
-    "det A": round(float(analysis.invertibility_condition(w, alpha, m.support)[1]), 4),
-    "g' = A^-1 g": [round(v, 4) for v in m.g_prime.tolist()],
-    "M_q": f"({float(m.query[0][0]):.3f}, {float(m.query[1][0]):.3f})",
-    "g(M) by autograd": [round(v, 6) for v in analysis.maml_gradient_autograd(w, alpha, m.support, m.query).tolist()],
-} for m in pick] + [{"M_s": "real task D", "det A": None, "g' = A^-1 g": None, "M_q": "D_q",
-                     "g(M) by autograd": [round(v, 6) for v in g.tolist()]}])
+# %% tags=["hide-input"]
+pick = [
+    min(ok, key=lambda m: abs(float(m.support[0][0]) - x))
+    for x in (-2.0, 0.0, 0.5, 1.0, 1.5)
+]
+examples = [
+    {
+        "M_s": pair((m.support[0][0], m.support[1][0]), 2),
+        "det A": f"{analysis.invertibility_condition(w, alpha, m.support)[1]:.4f}",
+        "g' = A^-1 g": pair(m.g_prime.tolist(), 4),
+        "M_q": pair((m.query[0][0], m.query[1][0]), 3),
+        "g(M) by autograd": pair(
+            analysis.maml_gradient_autograd(w, alpha, m.support, m.query).tolist(),
+            6,
+        ),
+    }
+    for m in pick
+]
+examples.append(
+    {
+        "M_s": "real task D",
+        "det A": "",
+        "g' = A^-1 g": "",
+        "M_q": "D_q",
+        "g(M) by autograd": pair(g.tolist(), 6),
+    }
+)
+pd.DataFrame(examples).set_index("M_s")
 
 # %% [markdown]
 # Support inputs with $0.8 x_s + 0.3 \le 0$ leave the neuron inactive, so they do not
@@ -323,12 +525,35 @@ pd.DataFrame([{
 # to non-uniqueness: with $g = 0$ any inactive query set reproduces it.
 
 # %% [markdown]
+# ## Where these numbers come from
+
+# %% tags=["hide-input"]
+trained = sum(res.history[-1]["train_seconds"] for res in results.values())
+display(
+    Markdown(
+        "This chapter reads no stored results of the runner. Its two runs "
+        f"({P['iterations']:,} meta-iterations each, {profile} profile) were "
+        f"meta-trained on this build or loaded from the run cache `{run_dir}` "
+        f"(their training took {trained:.0f} s in all, on the machine that trained "
+        f"them); every analysis above uses {P['analysis_tasks']} held-out tasks of "
+        "the test split and is computed on this build. This page took "
+        f"{time.perf_counter() - _chapter_start:.0f} s to execute."
+    )
+)
+
+# %% [markdown]
 # ## Takeaways
 #
-# - The support correction is a large share of the shared gradient, so the support set is far from invisible in it.
-# - Sensitivity to swapping one image is not the same as an attack's success: the query attack, which reads the query part directly through eq. 9, is the stronger of the two attacks (next chapter), even where the gradient moves more under a support swap.
-# - Proposition 3.1 holds (we construct the alternative tasks and check them to 1e-10), but it concerns recovering a task from its gradient, not testing one known candidate image.
+# - The support correction is a large share of the shared gradient, so the support set
+#   is far from invisible in it.
+# - Sensitivity to swapping one image is not the same as an attack's success: the query
+#   attack, which reads the query part directly through eq. 9, is the stronger of the
+#   two attacks (next chapter), even where the gradient moves more under a support
+#   swap.
+# - Proposition 3.1 holds (we construct the alternative tasks and check them to
+#   1e-10), but it concerns recovering a task from its gradient, not testing one known
+#   candidate image.
 
-# %%
+# %% tags=["remove-cell"]
 # The counterexample holds numerically: every accepted task reproduces g.
 assert len(ok) > 0 and float(errors.max()) < 1e-10

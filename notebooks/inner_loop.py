@@ -34,7 +34,7 @@
 # selected on validation trials; the last column gives that network's meta-test accuracy,
 # so a setting that leaks more can be told apart from one that merely trains worse.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-input"]
 profile = "quick"  # "quick" (CI: rate 0.3 and 2 steps) or "paper" (rates 0.01-1.0, steps 1-5, 100+100 trials)
 results_dir = "../results"  # the runner's results: <results_dir>/<profile>/<experiment>/<cell>.json
 # The grid; None takes the profile's value. A rerun with other values computes exactly those points.
@@ -52,70 +52,208 @@ from mamlpriv import pages
 pages.parameters(globals(), ["profile", "results_dir", "dataset", "ways", "shots", "inner_lrs", "inner_steps",
                                "trials", "validation"]);
 
-# %%
+# %% tags=["remove-input"]
+import time
+
+from IPython.display import Markdown, display
+
+# this page's execution time, printed at its end
+_chapter_start = time.perf_counter()
+_names = [
+    "profile",
+    "results_dir",
+    "dataset",
+    "ways",
+    "shots",
+    "inner_lrs",
+    "inner_steps",
+    "trials",
+    "validation",
+]
+display(
+    Markdown(
+        "**This page's parameters:** "
+        + ", ".join(f"`{k} = {globals()[k]!r}`" for k in _names)
+        + ". `None` takes the profile's value. "
+        "To build the page with other values, give them to papermill "
+        "(`-p NAME VALUE`; see the README)."
+    )
+)
+
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import Markdown, display
 
 from mamlpriv import catalog
-from mamlpriv.plots import finish_accuracy, metric_curve
+from mamlpriv.plots import ATTACK_COLORS, PAGE_WIDTH, integer_ticks, metric_curve
 from mamlpriv.report import membership_rows, sweep_sentence
 
 sizes = pages.grid_knobs(trials=trials, validation=validation)
-knobs = pages.grid_knobs(dataset=dataset, ways=ways, shots=shots, inner_lrs=pages.as_tuple("inner_lrs", inner_lrs, float),
-                         inner_steps=pages.as_tuple("inner_steps", inner_steps), **sizes)
+knobs = pages.grid_knobs(
+    dataset=dataset,
+    ways=ways,
+    shots=shots,
+    inner_lrs=pages.as_tuple("inner_lrs", inner_lrs, float),
+    inner_steps=pages.as_tuple("inner_steps", inner_steps),
+    **sizes,
+)
 shape = (dataset or "mnist", ways or 3, shots or 1)
 # the inner rate 0.1 with one step is the Tables I-II cell of the same shape
 twin_knobs = dict(datasets=(shape[0],), grid=[shape[1:]], **sizes) if knobs else {}
-twin = [r for r in pages.shown("tables-1-2", profile, results_dir, **twin_knobs)
-        if (r["config"]["dataset"], r["config"]["ways"], r["config"]["shots"]) == shape]
-loop = pd.DataFrame(membership_rows(pages.shown("inner-loop", profile, results_dir, **knobs) + twin, games=("paper",)))
+twin = [
+    r
+    for r in pages.shown("tables-1-2", profile, results_dir, **twin_knobs)
+    if (r["config"]["dataset"], r["config"]["ways"], r["config"]["shots"]) == shape
+]
+records = pages.shown("inner-loop", profile, results_dir, **knobs) + twin
+loop = pd.DataFrame(membership_rows(records, games=("paper",)))
 
 # %% [markdown]
 # ## Leakage against the inner rate and the inner steps
 #
 # AUC (threshold-free) with its bootstrap 95% band.
 
-# %%
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "AUC of the query attack (red) and the support attack (purple) against the inner learning rate with one inner step (left, log scale) and against the number of inner steps at rate 0.1 (right), MNIST 3-way 1-shot, paper's game; bands are bootstrap 95% intervals and the dotted line is chance.", "name": "fig-inner-loop"}}
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.6), sharey=True)
 for attack in ("query", "support"):
+    style = dict(label=f"{attack} attack", color=ATTACK_COLORS[attack])
     sel = loop[(loop.attack == attack) & (loop.inner_steps == 1)]
-    metric_curve(sel.to_dict("records"), "inner_lr", "auc", ax=ax1, label=f"{attack} attack")
+    metric_curve(sel.to_dict("records"), "inner_lr", "auc", ax=ax1, **style)
     sel = loop[(loop.attack == attack) & (loop.inner_lr == catalog.INNER_LR)]
-    metric_curve(sel.to_dict("records"), "inner_steps", "auc", ax=ax2, label=f"{attack} attack")
+    metric_curve(sel.to_dict("records"), "inner_steps", "auc", ax=ax2, **style)
 ax1.set_xscale("log")
-finish_accuracy(ax1, "AUC against the inner learning rate (1 step)")
-finish_accuracy(ax2, f"AUC against inner steps (rate {catalog.INNER_LR})")
+rates = sorted(set(loop[loop.inner_steps == 1].inner_lr))
+ax1.set_xticks(rates, [f"{r:g}" for r in rates])
+ax1.minorticks_off()
+ax1.set_xlabel("inner learning rate (1 step)")
+ax2.set_xlabel(f"inner steps (rate {catalog.INNER_LR})")
+ax1.set_ylabel("AUC")
+ax2.set_ylabel("")
+integer_ticks(ax2)
+for ax, title in (
+    (ax1, "against the inner rate"),
+    (ax2, "against the inner steps"),
+):
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set_ylim(0.3, 1.02)
+    ax.set_title(title, fontsize=10)
+ax1.legend(loc="lower left", fontsize=8)
 fig.tight_layout()
 plt.show()
 
-# %%
-keep = ["attack", "inner_lr", "inner_steps", "stage", "accuracy", "accuracy_lo", "accuracy_hi", "auc", "auc_lo",
-        "auc_hi", "learning_acc", "trials", "profile"]
-loop[keep].sort_values(["attack", "inner_steps", "inner_lr"]).set_index(["attack", "inner_steps", "inner_lr"]).round(3)
+# %% [markdown]
+# The points with their 95% intervals, and the meta-test accuracy of the attacked
+# network (the query attack runs on the untrained network, so it has none):
+
+# %% tags=["hide-input"]
+keys = ["attack", "inner_steps", "inner_lr"]
+table = loop.sort_values(keys)
+
+
+def with_ci(value, lo, hi):
+    return f"{value:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+pd.DataFrame(
+    {
+        "stage": table["stage"],
+        "accuracy [95% CI]": list(
+            map(with_ci, table.accuracy, table.accuracy_lo, table.accuracy_hi)
+        ),
+        "AUC [95% CI]": list(map(with_ci, table.auc, table.auc_lo, table.auc_hi)),
+        "meta-test acc.": table["learning_acc"].map(
+            lambda v: "" if pd.isna(v) else f"{v:.3f}"
+        ),
+    }
+).set_index(
+    pd.MultiIndex.from_frame(
+        table[keys].rename(
+            columns={"inner_steps": "steps", "inner_lr": "inner rate"}
+        )
+    )
+)
 
 # %% [markdown]
 # ## What the numbers say
 #
 # Per attack, the AUC at each inner rate (one step) and at each number of inner steps
 # (rate 0.1), and where it is highest; the meta-test accuracy of the attacked network is
-# in the table above (the query attack runs on the untrained network, so it has none).
+# in the table above.
 
-# %%
+# %% tags=["hide-input"]
+lines = []
 for attack in ("query", "support"):
     a = loop[loop.attack == attack]
-    print(f"{attack} attack, AUC by inner rate: {sweep_sentence(a[a.inner_steps == 1].to_dict('records'), 'inner_lr')}")
-    print(f"{attack} attack, AUC by inner steps: "
-          f"{sweep_sentence(a[a.inner_lr == catalog.INNER_LR].to_dict('records'), 'inner_steps')}")
+    by_rate = sweep_sentence(a[a.inner_steps == 1].to_dict("records"), "inner_lr")
+    at_rate = a[a.inner_lr == catalog.INNER_LR].to_dict("records")
+    by_steps = sweep_sentence(at_rate, "inner_steps")
+    lines.append(f"- {attack} attack, AUC by inner rate: {by_rate}")
+    lines.append(f"- {attack} attack, AUC by inner steps: {by_steps}")
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# ## Where these numbers come from
+
+# %% tags=["hide-input"]
+def provenance(records, label, trials=True):
+    """A line on the cells behind ``label``: how many are stored cells of the paper
+    profile (their commit and dates), how many were computed for this build, and the
+    trials per cell."""
+    stored = [r for r in records if r["shown"] == "paper"]
+    here = [r for r in records if r["shown"] != "paper"]
+    text = f"{label}: {len(stored)} stored cells of the paper profile"
+    if stored:
+        commits = ", ".join(
+            sorted({r["provenance"]["git_commit"][:7] for r in stored})
+        )
+        dates = sorted({r["provenance"]["date"] for r in stored})
+        span = " to ".join(dict.fromkeys([dates[0], dates[-1]]))
+        text += f" (commit {commits}, {span})"
+    text += f", {len(here)} computed for this build"
+    if here:
+        text += f" ({', '.join(sorted({r['shown'] for r in here}))} profile)"
+    if trials and records:
+        sizes = sorted(
+            {(r["config"]["trials"], r["config"]["validation"]) for r in records}
+        )
+        per = ", ".join(f"{t} test and {v} validation trials" for t, v in sizes)
+        text += f"; {per} per cell"
+    return text + "."
+
+
+display(
+    Markdown(
+        "- "
+        + provenance(records, "Inner-loop points and their Tables I-II twin")
+        + "\n"
+        f"- This page took {time.perf_counter() - _chapter_start:.0f} s to execute."
+    )
+)
 
 # %% [markdown]
 # ## Takeaways
 #
-# - The query attack does not care about the inner loop: it reads the query set at the meta-parameters.
-# - The support attack depends on it: its AUC changes with the inner rate and the number of steps (the sentences above name the values); the network's own meta-test accuracy must be read beside it.
-# - With inner rates of 0.01 and 0.03 the network does not learn in 1,000 meta-iterations: its meta-test accuracy sits at chance (1/3 for 3-way tasks; the small gap below 1/3 is within the evaluation's 95% interval), so those points say little about leakage in a trained model.
+# - The query attack does not care about the inner loop: it reads the query set at the
+#   meta-parameters.
+# - The support attack depends on it: its AUC changes with the inner rate and the
+#   number of steps (the sentences above name the values); the network's own meta-test
+#   accuracy must be read beside it.
+# - With inner rates of 0.01 and 0.03 the network does not learn in 1,000
+#   meta-iterations: its meta-test accuracy sits at chance (1/3 for 3-way tasks; the
+#   small gap below 1/3 is within the evaluation's 95% interval), so those points say
+#   little about leakage in a trained model.
 
-# %%
+# %% tags=["remove-cell"]
 # sanity check for nbval: both knobs have at least two points for each attack
-assert all(loop[(loop.attack == a) & (loop.inner_steps == 1)].inner_lr.nunique() >= 2 for a in ("query", "support"))
-assert all(loop[(loop.attack == a) & (loop.inner_lr == catalog.INNER_LR)].inner_steps.nunique() >= 2
-           for a in ("query", "support"))
+assert all(
+    loop[(loop.attack == a) & (loop.inner_steps == 1)].inner_lr.nunique() >= 2
+    for a in ("query", "support")
+)
+assert all(
+    loop[
+        (loop.attack == a) & (loop.inner_lr == catalog.INNER_LR)
+    ].inner_steps.nunique()
+    >= 2
+    for a in ("query", "support")
+)

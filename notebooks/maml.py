@@ -62,7 +62,7 @@
 # (32 channels, no normalisation, strided convolutions; see the attack chapter), trained
 # the same way.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-input"]
 dataset = "mnist"  # "mnist" or "fashion-mnist"
 ways = 5  # classes per task
 shots = 1  # support (and query) images per class
@@ -80,17 +80,51 @@ from mamlpriv import pages
 pages.parameters(globals(), ["dataset", "ways", "shots", "iterations", "seed", "profile", "inner_lr",
                                "inner_steps", "fo_long_steps", "run_dir"]);
 
-# %%
+# %% tags=["remove-input"]
+import time
+
+from IPython.display import Markdown, display
+
+# this page's execution time, printed at its end
+_chapter_start = time.perf_counter()
+_names = [
+    "dataset",
+    "ways",
+    "shots",
+    "iterations",
+    "seed",
+    "profile",
+    "inner_lr",
+    "inner_steps",
+    "fo_long_steps",
+    "run_dir",
+]
+display(
+    Markdown(
+        "**This page's parameters:** "
+        + ", ".join(f"`{k} = {globals()[k]!r}`" for k in _names)
+        + ". `None` takes the profile's value. "
+        "To build the page with other values, give them to papermill "
+        "(`-p NAME VALUE`; see the README)."
+    )
+)
+
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import Markdown, display
 
 from mamlpriv import catalog
 from mamlpriv.maml import MAMLConfig
-from mamlpriv.plots import learning_curves
+from mamlpriv.plots import PALETTE, learning_curves
 from mamlpriv.training import TrainConfig, meta_train, run_folder
 
 scale = catalog.profile(profile)
-settings = dict(iterations=scale.maml_iterations, epoch_iterations=scale.maml_epoch, eval_tasks=scale.maml_eval_tasks)
+settings = dict(
+    iterations=scale.maml_iterations,
+    epoch_iterations=scale.maml_epoch,
+    eval_tasks=scale.maml_eval_tasks,
+)
 if iterations is not None:
     settings["iterations"] = iterations
     settings["epoch_iterations"] = max(1, iterations // 10)
@@ -99,6 +133,16 @@ variants = [  # (label, first_order, k)
     (f"first-order, k={inner_steps}", True, inner_steps),
     (f"first-order, k={fo_long_steps}", True, fo_long_steps),
 ]
+colors = dict(
+    zip(
+        [label for label, _, _ in variants],
+        [
+            PALETTE["second order"],
+            PALETTE["first order"],
+            PALETTE["first order, more steps"],
+        ],
+    )
+)
 
 # %% [markdown]
 # ## The algorithm in twenty lines
@@ -118,15 +162,16 @@ def shared_gradient(model, omega, x_s, y_s, x_q, y_q, alpha, k):
     """What one task-learner sends: d L(theta_k, D_q) / d omega, second order."""
     theta = omega
     for _ in range(k):  # adapt on the support set, keeping the graph
-        support_loss = F.cross_entropy(functional_call(model, theta, (x_s,)), y_s)
-        grads = torch.autograd.grad(support_loss, list(theta.values()), create_graph=True)
+        loss_s = F.cross_entropy(functional_call(model, theta, (x_s,)), y_s)
+        grads = torch.autograd.grad(loss_s, list(theta.values()), create_graph=True)
         theta = {name: p - alpha * g for (name, p), g in zip(theta.items(), grads)}
-    query_loss = F.cross_entropy(functional_call(model, theta, (x_q,)), y_q)
-    return torch.autograd.grad(query_loss, list(omega.values()))  # through the adaptation
+    loss_q = F.cross_entropy(functional_call(model, theta, (x_q,)), y_q)
+    # differentiate through the adaptation, back to omega
+    return torch.autograd.grad(loss_q, list(omega.values()))
 
 
 def meta_step(model, omega, tasks, alpha, k, optimizer):
-    """The meta-learner: average the task-learners' gradients, one Adam step on omega."""
+    """The meta-learner: average the task-learners' gradients, one Adam step."""
     sent = [shared_gradient(model, omega, *task, alpha, k) for task in tasks]
     for p, *gs in zip(omega.values(), *sent):
         p.grad = torch.stack(gs).mean(0)
@@ -148,11 +193,13 @@ omega = {k: v.requires_grad_() for k, v in init_params(model, seed=seed).items()
 task = TaskSampler(load_dataset(dataset, "train"), ways, shots).sample(seed)
 batch = (task.support_x, task.support_y, task.query_x, task.query_y)
 ours = shared_gradient(model, omega, *batch, inner_lr, 2)
-lib = task_gradient(forward(model), {k: v.detach() for k, v in omega.items()}, *batch, MAMLConfig(inner_lr, 2))[0]
+plain = {k: v.detach() for k, v in omega.items()}
+lib = task_gradient(forward(model), plain, *batch, MAMLConfig(inner_lr, 2))[0]
 gap = max(float((a - lib[name]).abs().max()) for a, name in zip(ours, omega))
-scale = max(float(v.abs().max()) for v in lib.values())
-print(f"largest difference, 2 inner steps: {gap:.1e} (largest entry of g: {scale:.1e})")
-assert gap <= 1e-4 * scale
+g_scale = max(float(v.abs().max()) for v in lib.values())
+print(f"largest difference, 2 inner steps: {gap:.1e}")
+print(f"largest entry of g:                {g_scale:.1e}")
+assert gap <= 1e-4 * g_scale
 
 # %% [markdown]
 # ## Meta-training, second- and first-order
@@ -169,25 +216,31 @@ assert gap <= 1e-4 * scale
 # %% tags=["remove-stderr"]
 runs, configs = {}, {}
 for label, first_order, k in variants:
-    cfg = TrainConfig(dataset=dataset, ways=ways, shots=shots, seed=seed,
-                      maml=MAMLConfig(inner_lr, k, first_order), **settings)
+    cfg = TrainConfig(
+        dataset=dataset,
+        ways=ways,
+        shots=shots,
+        seed=seed,
+        maml=MAMLConfig(inner_lr, k, first_order),
+        **settings,
+    )
     out = None if run_dir is None else run_folder(run_dir, cfg)
     runs[label] = meta_train(cfg, out_dir=out).history
     configs[label] = cfg
 
-# %% mystnb={"figure": {"caption": "Meta-test accuracy on held-out tasks (test split) during meta-training. Bands: 95% confidence intervals over the evaluation tasks; k is the number of inner steps.", "name": "fig-maml-curves"}}
-ax = learning_curves(runs, chance=1 / ways)
-ax.set_title(f"{dataset}, {ways}-way {shots}-shot")
+# %% mystnb={"figure": {"caption": "Meta-test accuracy on held-out tasks (test split) during meta-training: second-order MAML (teal) and first-order MAML with one and with more inner steps (orange, brown). Bands: 95% confidence intervals over the evaluation tasks; k is the number of inner steps; the dotted line is chance, 1/ways.", "name": "fig-maml-curves"}}
+ax = learning_curves(runs, chance=1 / ways, colors=colors)
+ax.set_title(f"{dataset}, {ways}-way {shots}-shot", fontsize=10)
 plt.show()
 
 # %% [markdown]
 # ## Final accuracy
 #
-# The table gives the accuracy after the last meta-iteration, its 95% confidence
-# interval over the evaluation tasks, and the training time per meta-iteration on the
-# machine that built this page.
+# The table gives the accuracy after the last meta-iteration with the half-width of its
+# 95% confidence interval over the evaluation tasks, and the training time per
+# meta-iteration on the machine that trained the run.
 
-# %%
+# %% tags=["hide-input"]
 table = pd.DataFrame(
     [
         {
@@ -195,12 +248,24 @@ table = pd.DataFrame(
             "meta-iterations": hist[-1]["iteration"],
             "test accuracy": round(hist[-1]["test_acc"], 4),
             "95% CI (±)": round(hist[-1]["test_ci95"], 4),
-            "s / meta-iteration": round(hist[-1]["train_seconds"] / hist[-1]["iteration"], 4),
+            "s / meta-iteration": round(
+                hist[-1]["train_seconds"] / hist[-1]["iteration"], 4
+            ),
         }
         for label, hist in runs.items()
     ]
 ).set_index("MAML")
-table
+shown_table = pd.DataFrame(
+    {
+        "meta-iterations": table["meta-iterations"],
+        "test accuracy (95% CI)": [
+            f"{a:.3f} ± {c:.3f}"
+            for a, c in zip(table["test accuracy"], table["95% CI (±)"])
+        ],
+        "s / meta-iteration": table["s / meta-iteration"].map("{:.3f}".format),
+    }
+)
+shown_table
 
 # %% [markdown]
 # ## Why first-order MAML with one inner step learns slowly
@@ -211,22 +276,27 @@ table
 # $$ g_{FO} = \nabla \mathcal{L}(\omega, D^q)
 #   - \alpha H^q(\omega)\nabla\mathcal{L}(\omega, D^s) + O(\alpha^2), $$
 #
-# and the leading term is the gradient of plain joint training. In few-shot classification the labels $0..w-1$ are assigned to
-# classes afresh in every task, so joint training has almost nothing to learn (the best
-# fixed prediction is uniform), and only the small $O(\alpha)$ term pushes towards an
-# initialisation that adapts well. Second-order MAML keeps the full
-# $(I - \alpha H^s)$ factor, and first-order MAML with more inner steps moves $\theta_k$
-# far enough from $\omega$ for the query gradient to carry task-specific signal. The
-# measured gaps in this run:
+# and the leading term is the gradient of plain joint training. In few-shot
+# classification the labels $0..w-1$ are assigned to classes afresh in every task, so
+# joint training has almost nothing to learn (the best fixed prediction is uniform), and
+# only the small $O(\alpha)$ term pushes towards an initialisation that adapts well.
+# Second-order MAML keeps the full $(I - \alpha H^s)$ factor, and first-order MAML with
+# more inner steps moves $\theta_k$ far enough from $\omega$ for the query gradient to
+# carry task-specific signal. The measured gaps in this run:
 
-# %%
+# %% tags=["hide-input"]
 so, fo1, fok = (table.iloc[i] for i in range(3))
-print(
-    f"second-order minus first-order (k={inner_steps}) accuracy: {so['test accuracy'] - fo1['test accuracy']:+.3f}\n"
-    f"second-order minus first-order (k={fo_long_steps}) accuracy: {so['test accuracy'] - fok['test accuracy']:+.3f}\n"
-    f"time per meta-iteration relative to first-order k={inner_steps}: "
-    f"second-order {so['s / meta-iteration'] / fo1['s / meta-iteration']:.1f}x, "
-    f"first-order k={fo_long_steps} {fok['s / meta-iteration'] / fo1['s / meta-iteration']:.1f}x"
+acc, sec = "test accuracy", "s / meta-iteration"
+display(
+    Markdown(
+        f"- accuracy, second-order minus first-order (k={inner_steps}): "
+        f"{so[acc] - fo1[acc]:+.3f}\n"
+        f"- accuracy, second-order minus first-order (k={fo_long_steps}): "
+        f"{so[acc] - fok[acc]:+.3f}\n"
+        f"- time per meta-iteration relative to first-order k={inner_steps}: "
+        f"second-order {so[sec] / fo1[sec]:.1f}x, "
+        f"first-order k={fo_long_steps} {fok[sec] / fo1[sec]:.1f}x"
+    )
 )
 
 # %% [markdown]
@@ -234,6 +304,24 @@ print(
 # keeps the times it was trained with), so ratios between runs trained on different
 # occasions can mislead; `bench/maml_speed.py` measures both variants side by side.
 #
+# ## Where these numbers come from
+
+# %% tags=["hide-input"]
+trained = sum(h[-1]["train_seconds"] for h in runs.values())
+display(
+    Markdown(
+        "This chapter reads no stored results of the runner. The "
+        f"{len(runs)} runs above were meta-trained for "
+        f"{settings['iterations']:,} meta-iterations each ({profile} profile) on "
+        f"this build, or loaded from the run cache `{run_dir}`, where a run is "
+        "kept under a hash of its configuration and of the training code; their "
+        f"training took {trained:.0f} s in all, on the machine that trained them. "
+        f"Each accuracy is measured on {settings['eval_tasks']} held-out tasks. "
+        f"This page took {time.perf_counter() - _chapter_start:.0f} s to execute."
+    )
+)
+
+# %% [markdown]
 # ## Takeaways
 #
 # - A task-learner shares one vector, $g = \prod_j (I - \alpha H^s_j)\,\nabla
@@ -245,8 +333,10 @@ print(
 # - Both variants share a gradient from which, as the next chapters show, the
 #   meta-learner can infer which images a task-learner used.
 
-# %%
-# For nbval: at the profile's length, second-order MAML learns well above chance (1/ways);
-# a rerun with few iterations (-p iterations 2) is not held to that.
+# %% tags=["remove-cell"]
+# For nbval: at the profile's length, second-order MAML learns well above chance
+# (1/ways); a rerun with few iterations (-p iterations 2) is not held to that.
 if iterations is None:
-    assert runs[variants[0][0]][-1]["test_acc"] > 2 / ways, "second-order MAML did not learn"
+    assert runs[variants[0][0]][-1]["test_acc"] > 2 / ways, (
+        "second-order MAML failed"
+    )

@@ -44,7 +44,7 @@
 # class alone gives nothing away). The paper plots these figures only, so there are no
 # typed-in numbers to print beside ours.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-input"]
 profile = "quick"  # "quick" (CI: stages 0 and 300) or "paper" (stages 0-1000, 100+100 trials per point)
 results_dir = "../results"  # the runner's results: <results_dir>/<profile>/<experiment>/<cell>.json
 # The grid; None takes the profile's value. A rerun with other values computes exactly those points.
@@ -62,66 +62,171 @@ from mamlpriv import pages
 pages.parameters(globals(), ["profile", "results_dir", "dataset", "ways", "shots", "stages", "trials",
                                "validation", "attack_lrs"]);
 
-# %%
+# %% tags=["remove-input"]
+import time
+
+from IPython.display import Markdown, display
+
+# this page's execution time, printed at its end
+_chapter_start = time.perf_counter()
+_names = [
+    "profile",
+    "results_dir",
+    "dataset",
+    "ways",
+    "shots",
+    "stages",
+    "trials",
+    "validation",
+    "attack_lrs",
+]
+display(
+    Markdown(
+        "**This page's parameters:** "
+        + ", ".join(f"`{k} = {globals()[k]!r}`" for k in _names)
+        + ". `None` takes the profile's value. "
+        "To build the page with other values, give them to papermill "
+        "(`-p NAME VALUE`; see the README)."
+    )
+)
+
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
+from mamlpriv import report
 from mamlpriv.plots import stage_curves
 from mamlpriv.report import claim_sentence, membership_rows, stage_claims
 
-knobs = pages.grid_knobs(datasets=pages.as_tuple("dataset", dataset, str), ways=ways, shots=shots,
-                         stages=pages.as_tuple("stages", stages), trials=trials, validation=validation,
-                         lrs=pages.as_tuple("attack_lrs", attack_lrs, float))
-points = pd.DataFrame(membership_rows(pages.shown("training-stages", profile, results_dir, **knobs),
-                                      games=("paper", "strict")))
+knobs = pages.grid_knobs(
+    datasets=pages.as_tuple("dataset", dataset, str),
+    ways=ways,
+    shots=shots,
+    stages=pages.as_tuple("stages", stages),
+    trials=trials,
+    validation=validation,
+    lrs=pages.as_tuple("attack_lrs", attack_lrs, float),
+)
+records = pages.shown("training-stages", profile, results_dir, **knobs)
+points = pd.DataFrame(membership_rows(records, games=("paper", "strict")))
 
 # %% [markdown]
-# ## Figure 7: the query attack
+# ## The query attack (paper Figure 7)
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Paper Figure 7, reproduced: accuracy of the query attack against the meta-training stage it attacks, in the paper's game (solid) and the strict game (dotted), with 95% bands; blue dashed, right axis: meta-test accuracy of the same snapshot. The grey dotted line is chance.", "name": "fig-stages-query"}}
 fig7 = stage_curves(points.to_dict("records"), "query")
 plt.show()
 
 # %% [markdown]
-# ## Figure 8: the support attack
+# ## The support attack (paper Figure 8)
 
-# %%
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Paper Figure 8, reproduced: accuracy of the support attack against the meta-training stage, as in the previous figure.", "name": "fig-stages-support"}}
 fig8 = stage_curves(points.to_dict("records"), "support")
 plt.show()
 
 # %% [markdown]
-# The points, with the attack's learning rate each stage selected on validation trials:
+# The points, with the attack's learning rate each stage selected on validation trials
+# and the 95% intervals (unfold to see them):
 
-# %%
-keep = ["dataset", "attack", "game", "stage", "attack_lr", "accuracy", "accuracy_lo", "accuracy_hi", "auc", "auc_lo",
-        "auc_hi", "learning_acc", "trials", "profile"]
-points[keep].sort_values(["dataset", "attack", "game", "stage"]).set_index(["dataset", "attack", "game", "stage"]).round(3)
+# %% tags=["hide-input", "hide-output"]
+keys = ["dataset", "attack", "game", "stage"]
+table = points.sort_values(keys)
+
+
+def with_ci(value, lo, hi):
+    return f"{value:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+shown_points = pd.DataFrame(
+    {
+        "attack lr": table["attack_lr"],
+        "accuracy [95% CI]": list(
+            map(with_ci, table.accuracy, table.accuracy_lo, table.accuracy_hi)
+        ),
+        "AUC [95% CI]": list(map(with_ci, table.auc, table.auc_lo, table.auc_hi)),
+        "meta-test acc.": table["learning_acc"].map(
+            lambda v: "" if pd.isna(v) else f"{v:.3f}"
+        ),
+    }
+).set_index(pd.MultiIndex.from_frame(table[keys]))
+for ds, part in shown_points.groupby(level="dataset", sort=False):
+    display(Markdown(f"**{ds}**"))
+    display(part.droplevel("dataset"))
 
 # %% [markdown]
 # ## The paper's claims, checked
 #
 # The best stage is the one with the highest test accuracy (the earliest on ties).
-# "Best at epoch 0" holds when that is the untrained network; "best when partly trained"
-# when it lies strictly between the first and the last stage. With fewer than three
-# stages (the quick profile) a claim is UNDECIDED. The rule takes the curve at face
-# value; each sentence also gives the margin of the claimed place over the best excluded
-# stage (the first stage against all later ones; the best inner stage against both
-# ends) with the 95% half-width of that difference, and says whether the trials resolve
-# it. Both games are decided; the paper played its own game.
+# "Best at epoch 0" claims that the untrained network is the best stage; "best when
+# partly trained", that the best stage lies strictly between the first and the last.
+# Each verdict compares the claimed place with the best stage the claim excludes (the
+# first stage against all later ones; the best inner stage against both ends): it is
+# CONFIRMED when the claimed place is better by more than the 95% half-width of that
+# difference, NOT CONFIRMED when it is worse by more than that, and INCONCLUSIVE in
+# between or with fewer than three stages (the quick profile). Each sentence gives the
+# margin and says whether the trials resolve it. Both games are decided; the paper
+# played its own game.
 
-# %%
-claims = stage_claims(points.to_dict("records"), "paper") + stage_claims(points.to_dict("records"), "strict")
-display(Markdown("\n".join(f"- {claim_sentence(c)} ({c['game']} game)" for c in claims)))
+# %% tags=["hide-input"]
+claims = stage_claims(points.to_dict("records"), "paper") + stage_claims(
+    points.to_dict("records"), "strict"
+)
+display(
+    Markdown("\n".join(f"- {claim_sentence(c)} ({c['game']} game)" for c in claims))
+)
+
+# %% [markdown]
+# ## Where these numbers come from
+
+# %% tags=["hide-input"]
+def provenance(records, label, trials=True):
+    """A line on the cells behind ``label``: how many are stored cells of the paper
+    profile (their commit and dates), how many were computed for this build, and the
+    trials per cell."""
+    stored = [r for r in records if r["shown"] == "paper"]
+    here = [r for r in records if r["shown"] != "paper"]
+    text = f"{label}: {len(stored)} stored cells of the paper profile"
+    if stored:
+        commits = ", ".join(
+            sorted({r["provenance"]["git_commit"][:7] for r in stored})
+        )
+        dates = sorted({r["provenance"]["date"] for r in stored})
+        span = " to ".join(dict.fromkeys([dates[0], dates[-1]]))
+        text += f" (commit {commits}, {span})"
+    text += f", {len(here)} computed for this build"
+    if here:
+        text += f" ({', '.join(sorted({r['shown'] for r in here}))} profile)"
+    if trials and records:
+        sizes = sorted(
+            {(r["config"]["trials"], r["config"]["validation"]) for r in records}
+        )
+        per = ", ".join(f"{t} test and {v} validation trials" for t, v in sizes)
+        text += f"; {per} per cell"
+    return text + "."
+
+
+display(
+    Markdown(
+        "- " + provenance(records, "Paper Figures 7-8") + "\n"
+        f"- This page took {time.perf_counter() - _chapter_start:.0f} s to execute."
+    )
+)
 
 # %% [markdown]
 # ## Takeaways
 #
-# - The query attack is strongest on the untrained network, where its approximation theta ~ omega holds best.
-# - The support attack peaks part-way through training in the paper's game; several margins are within their 95% intervals, so the exact peak is not pinned down by 100 trials.
-# - The strict game (same-class non-members) is much harder for the support attack at every stage.
+# - The query attack is strongest on the untrained network, where its approximation
+#   $\theta \approx \omega$ holds best (on MNIST stage 100 comes within the trials'
+#   resolution of it).
+# - The support attack peaks part-way through training in the paper's game; several
+#   margins are within their 95% intervals, so the exact peak is not pinned down by 100
+#   trials.
+# - The strict game (same-class non-members) is harder for the support attack: at no
+#   stage is it easier than the paper's game, and on Fashion-MNIST it is much harder.
 
-# %%
+# %% tags=["remove-cell"]
 # sanity check for nbval: both attacks have stage curves in both games
-assert set(points.attack) == {"query", "support"} and set(points.game) == {"paper", "strict"}
-assert {c["verdict"] for c in claims} <= {"CONFIRMED", "NOT CONFIRMED", "UNDECIDED"}
+assert set(points.attack) == {"query", "support"}
+assert set(points.game) == {"paper", "strict"}
+assert {c["verdict"] for c in claims} <= set(report.VERDICTS)

@@ -36,11 +36,12 @@
 # the AUC. The query attack runs on the untrained network, the support attack at the
 # training stage its cell selected on validation trials. The page shows the paper
 # profile's stored cells where they exist (100 test trials per point) and computes its
-# own profile for the rest; the `profile` column says which. The paper gives these two
+# own profile for the rest; the table of points says which. The paper gives these two
 # figures as plots only, so there are no typed-in numbers to print beside ours; its
-# Tables I-II (the 3-, 5- and 7-way points) are compared in the attacks chapter.
+# Tables I-II (the 3-, 5- and 7-way points) are compared in the attacks chapter. Those
+# points of the paper's tables are marked on the figures as open diamonds.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-input"]
 profile = "quick"  # "quick" (CI, minutes) or "paper" (100 test and 100 validation trials per point)
 results_dir = "../results"  # the runner's results: <results_dir>/<profile>/<experiment>/<cell>.json
 # The grid; None takes the profile's value. A rerun with other values computes exactly those points.
@@ -56,70 +57,163 @@ from mamlpriv import pages
 pages.parameters(globals(), ["profile", "results_dir", "dataset", "fig5_ways", "fig6_shots", "trials",
                                "validation"]);
 
-# %%
+# %% tags=["remove-input"]
+import time
+
+from IPython.display import Markdown, display
+
+# this page's execution time, printed at its end
+_chapter_start = time.perf_counter()
+_names = [
+    "profile",
+    "results_dir",
+    "dataset",
+    "fig5_ways",
+    "fig6_shots",
+    "trials",
+    "validation",
+]
+display(
+    Markdown(
+        "**This page's parameters:** "
+        + ", ".join(f"`{k} = {globals()[k]!r}`" for k in _names)
+        + ". `None` takes the profile's value. "
+        "To build the page with other values, give them to papermill "
+        "(`-p NAME VALUE`; see the README)."
+    )
+)
+
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mamlpriv import catalog
-from mamlpriv.plots import shape_curves
+from mamlpriv import catalog, report
+from mamlpriv.plots import shape_figure
 from mamlpriv.report import claim_sentence, membership_rows, shape_claims
 
 FIG5_WAYS = pages.as_tuple("fig5_ways", fig5_ways) or catalog.FIG5_WAYS
 FIG6_SHOTS = pages.as_tuple("fig6_shots", fig6_shots) or catalog.FIG6_SHOTS
-records = pages.shape_records(profile, results_dir, datasets=pages.as_tuple("dataset", dataset, str),
-                              fig5_ways=pages.as_tuple("fig5_ways", fig5_ways),
-                              fig6_shots=pages.as_tuple("fig6_shots", fig6_shots), trials=trials, validation=validation)
+records = pages.shape_records(
+    profile,
+    results_dir,
+    datasets=pages.as_tuple("dataset", dataset, str),
+    fig5_ways=pages.as_tuple("fig5_ways", fig5_ways),
+    fig6_shots=pages.as_tuple("fig6_shots", fig6_shots),
+    trials=trials,
+    validation=validation,
+)
 shapes = pd.DataFrame(membership_rows(records, games=("paper",)))
 
 # %% [markdown]
-# ## Figure 5: against the number of ways (one shot)
+# ## Against the number of ways (paper Figure 5)
 #
 # Accuracy at the validation threshold (top, Wilson 95% band) and the threshold-free AUC
-# (bottom, bootstrap 95% band).
+# (bottom, bootstrap 95% band), one shot per class.
 
-# %%
-fig5 = shape_curves(shapes.to_dict("records"), "ways", ("shots", 1), FIG5_WAYS)
-fig5_auc = shape_curves(shapes.to_dict("records"), "ways", ("shots", 1), FIG5_WAYS, y="auc")
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Paper Figure 5, reproduced: membership accuracy (top) and AUC (bottom) of the query attack (red) and the support attack (purple) against the number of ways, one shot, paper's game; bands are 95% intervals. Open diamonds: the paper's accuracies at the shapes of its Tables I-II (3, 5 and 7 ways). The dotted line is chance.", "name": "fig-ways"}}
+fig5 = shape_figure(shapes.to_dict("records"), "ways", ("shots", 1), FIG5_WAYS)
 plt.show()
 
 # %% [markdown]
-# ## Figure 6: against the number of shots (three ways)
+# ## Against the number of shots (paper Figure 6)
 
-# %%
-fig6 = shape_curves(shapes.to_dict("records"), "shots", ("ways", 3), FIG6_SHOTS)
-fig6_auc = shape_curves(shapes.to_dict("records"), "shots", ("ways", 3), FIG6_SHOTS, y="auc")
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Paper Figure 6, reproduced: membership accuracy (top) and AUC (bottom) of both attacks against the number of shots, three ways, paper's game, as in the previous figure. Open diamonds: the paper's accuracies at 1, 2 and 3 shots (its Tables I-II).", "name": "fig-shots"}}
+fig6 = shape_figure(shapes.to_dict("records"), "shots", ("ways", 3), FIG6_SHOTS)
 plt.show()
 
 # %% [markdown]
-# The points behind both figures, with their intervals:
+# The points behind both figures, with their 95% intervals (unfold to see them):
 
-# %%
-keep = ["dataset", "attack", "ways", "shots", "stage", "accuracy", "accuracy_lo", "accuracy_hi", "auc", "auc_lo",
-        "auc_hi", "trials", "profile"]
-fig56 = shapes[((shapes.shots == 1) & shapes.ways.isin(FIG5_WAYS))
-               | ((shapes.ways == 3) & shapes.shots.isin(FIG6_SHOTS))]
-fig56[keep].sort_values(["dataset", "attack", "ways", "shots"]).set_index(["dataset", "attack", "ways", "shots"]).round(3)
+# %% tags=["hide-input", "hide-output"]
+fig56 = shapes[
+    ((shapes.shots == 1) & shapes.ways.isin(FIG5_WAYS))
+    | ((shapes.ways == 3) & shapes.shots.isin(FIG6_SHOTS))
+]
+points = fig56.sort_values(["dataset", "attack", "ways", "shots"])
+pd.DataFrame(
+    {
+        "stage": points["stage"],
+        "accuracy [95% CI]": [
+            f"{a:.2f} [{lo:.2f}, {hi:.2f}]"
+            for a, lo, hi in zip(
+                points.accuracy, points.accuracy_lo, points.accuracy_hi
+            )
+        ],
+        "AUC [95% CI]": [
+            f"{a:.2f} [{lo:.2f}, {hi:.2f}]"
+            for a, lo, hi in zip(points.auc, points.auc_lo, points.auc_hi)
+        ],
+        "profile": points["profile"],
+    }
+).set_index(
+    pd.MultiIndex.from_frame(points[["dataset", "attack", "ways", "shots"]])
+)
 
 # %% [markdown]
 # ## The paper's claims, checked
 #
-# "Roughly flat" holds when the accuracies over 3, 5, 7 and 10 ways lie within 0.10 of
-# each other; "falls with shots" holds when the accuracy at 5 shots is below the one at
-# 1 shot by more than the 95% half-width of the difference. A claim with fewer than three
-# measured points is UNDECIDED (the quick profile measures fewer).
+# "Roughly flat" is CONFIRMED when the accuracies over 3, 5, 7 and 10 ways lie within
+# 0.10 of each other, NOT CONFIRMED when their spread exceeds 0.10 by more than the 95%
+# half-width of the difference between the highest and the lowest point, and
+# INCONCLUSIVE in between. "Falls with shots" is CONFIRMED when the accuracy at 5 shots
+# is below the one at 1 shot by more than the 95% half-width of the difference, NOT
+# CONFIRMED when it is above it by more than that, and INCONCLUSIVE in between. A claim
+# with fewer than three measured points is INCONCLUSIVE (the quick profile measures
+# fewer).
 
-# %%
+# %% tags=["hide-input"]
 claims = shape_claims(shapes.to_dict("records"), FIG5_WAYS, FIG6_SHOTS)
 display(Markdown("\n".join(f"- {claim_sentence(c)}" for c in claims)))
 
 # %% [markdown]
+# ## Where these numbers come from
+
+# %% tags=["hide-input"]
+def provenance(records, label, trials=True):
+    """A line on the cells behind ``label``: how many are stored cells of the paper
+    profile (their commit and dates), how many were computed for this build, and the
+    trials per cell."""
+    stored = [r for r in records if r["shown"] == "paper"]
+    here = [r for r in records if r["shown"] != "paper"]
+    text = f"{label}: {len(stored)} stored cells of the paper profile"
+    if stored:
+        commits = ", ".join(
+            sorted({r["provenance"]["git_commit"][:7] for r in stored})
+        )
+        dates = sorted({r["provenance"]["date"] for r in stored})
+        span = " to ".join(dict.fromkeys([dates[0], dates[-1]]))
+        text += f" (commit {commits}, {span})"
+    text += f", {len(here)} computed for this build"
+    if here:
+        text += f" ({', '.join(sorted({r['shown'] for r in here}))} profile)"
+    if trials and records:
+        sizes = sorted(
+            {(r["config"]["trials"], r["config"]["validation"]) for r in records}
+        )
+        per = ", ".join(f"{t} test and {v} validation trials" for t, v in sizes)
+        text += f"; {per} per cell"
+    return text + "."
+
+
+display(
+    Markdown(
+        "- " + provenance(records, "Paper Figures 5-6") + "\n"
+        f"- This page took {time.perf_counter() - _chapter_start:.0f} s to execute."
+    )
+)
+
+# %% [markdown]
 # ## Takeaways
 #
-# - More images behind one gradient make each image harder to single out: accuracy falls with the shots.
-# - The query attack is close to flat in the ways; the support attack varies more than the rule allows.
-# - Read the verdicts with their margins: with 100 test trials per point, differences of a few points are not resolved.
+# - More images behind one gradient make each image harder to single out: accuracy
+#   falls with the shots.
+# - The query attack is close to flat in the ways; the support attack spreads by more
+#   than the rule's 0.10, but not by more than its 95% intervals, so for it the claim
+#   stays INCONCLUSIVE.
+# - Read the verdicts with their margins: with 100 test trials per point, differences
+#   of a few points are not resolved.
 
-# %%
+# %% tags=["remove-cell"]
 # sanity check for nbval: both figures have points and every claim has a verdict
-assert len(fig56) and {c["verdict"] for c in claims} <= {"CONFIRMED", "NOT CONFIRMED", "UNDECIDED"}
+assert len(fig56) and {c["verdict"] for c in claims} <= set(report.VERDICTS)
