@@ -54,7 +54,7 @@ nbval: setup
 
 # The notebooks run once: papermill executes them for the book and fails on any cell's error
 # (nbval, which ran them a second time, stays available as `make nbval`).
-test: lint pytest book
+test: lint pytest book check-book
 
 # Open every page of the built book in headless Chromium (Debian's `chromium`, driven by
 # Playwright) and fail on raw TeX, requests off the machine, broken images, tracebacks or
