@@ -16,6 +16,7 @@ default is left out of the JSON, so the stored cells of earlier versions keep th
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -319,7 +320,8 @@ class LearningCell:
         spec = self.noise.to_json() if self.noise is not None else {}
         if "noise_multiplier" in spec:
             q = META_BATCH / DP_POPULATION
-            out["epsilon"] = epsilon(spec["noise_multiplier"], q, self.train_iterations, DP_DELTA)
+            eps = epsilon(spec["noise_multiplier"], q, self.train_iterations, DP_DELTA)
+            out["epsilon"] = eps if math.isfinite(eps) else None  # clipping alone: no finite budget
             out["accounting"] = {
                 "sample_rate": q,
                 "steps": self.train_iterations,
