@@ -45,7 +45,8 @@ def test_point_keys_name_each_point_once_and_the_paper_profile_covers_the_quick_
         small = [key(c) for c in grids["quick"][name].cells]
         assert len(set(small)) == len(small) and set(small) <= set(points), name
     # a key that ignored the noise would merge the defence levels
-    assert len({pages.POINT_KEYS["defence-attacks"](c) for c in grids["paper"]["defence-attacks"].cells}) == 160
+    # 41 defence levels x 2 attacks x 2 data sets
+    assert len({pages.POINT_KEYS["defence-attacks"](c) for c in grids["paper"]["defence-attacks"].cells}) == 164
 
 
 def test_membership_cells_take_the_profile_and_the_target_s_defaults():
@@ -105,7 +106,7 @@ def test_defence_knobs_change_exactly_the_levels():
                      for v in ((0.1, 0.2) if loc.endswith("_data") else (1e-4,))] + [
         GaussianMechanismSpec(catalog.DP_CLIP, 3.0)]
     attacks = catalog.defence_attacks("quick", data_noise=(0.1, 0.2))
-    assert len(attacks.cells) == 2 * (2 * 2 + 2 * 1 + 1)  # attacks x (data levels + gradient levels + DP)
+    assert len(attacks.cells) == 2 * (2 * 2 + 2 * 1 + 2)  # attacks x (data + gradient levels + DP 0 and 1)
     assert all(c.games == ("paper",) and (c.ways, c.shots) == (3, 1) for c in attacks.cells)
     assert {c.stages for c in attacks.cells if c.target == "query"} == {(0,)}
     assert {c.stages for c in attacks.cells if c.target == "support"} == {(catalog.DEFENCE_STAGE,)}
