@@ -605,10 +605,11 @@ display(
 #
 # - The support correction is a large share of the shared gradient, so the support set
 #   is far from invisible in it.
-# - Sensitivity to swapping one image is not the same as an attack's success: the query
-#   attack, which reads the query part directly through eq. 9, is the stronger of the
-#   two attacks (next chapter), even where the gradient moves more under a support
-#   swap.
+# - Which set the gradient depends on more depends on the network and the inner loop: on the
+#   book's MAML network (inner rate 0.4, trained) the support correction dominates; on the
+#   network the attacks target (untrained, inner rate 0.1) a query swap moves the gradient more
+#   than a support swap for every kind of replacement measured, in line with section III-C and
+#   with the query attack being the stronger one.
 # - Proposition 3.1 holds (we construct the alternative tasks and check them to
 #   1e-10), but it concerns recovering a task from its gradient, not testing one known
 #   candidate image.
