@@ -130,9 +130,9 @@ PROFILE_SETTINGS = {
         maml_iterations=1000,
         maml_epoch=100,
         maml_eval_tasks=200,
-        analysis_tasks=24,
+        analysis_tasks=16,
         sweep_lrs=(0.05, 0.1, 0.2, 0.4, 0.8),
-        sweep_steps=(1, 2, 3),
+        sweep_steps=(1, 2),
     ),
     "paper": Profile(
         name="paper",
