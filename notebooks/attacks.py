@@ -691,38 +691,12 @@ for name, target, pool, inner_lr, found in searched:
 # ## Where these numbers come from
 
 # %% tags=["hide-input"]
-def provenance(records, label, trials=True):
-    """A line on the cells behind ``label``: how many are stored cells of the paper
-    profile (their commit and dates), how many were computed for this build, and the
-    trials per cell."""
-    stored = [r for r in records if r["shown"] == "paper"]
-    here = [r for r in records if r["shown"] != "paper"]
-    text = f"{label}: {len(stored)} stored cells of the paper profile"
-    if stored:
-        commits = ", ".join(
-            sorted({r["provenance"]["git_commit"][:7] for r in stored})
-        )
-        dates = sorted({r["provenance"]["date"] for r in stored})
-        span = " to ".join(dict.fromkeys([dates[0], dates[-1]]))
-        text += f" (commit {commits}, {span})"
-    text += f", {len(here)} computed for this build"
-    if here:
-        text += f" ({', '.join(sorted({r['shown'] for r in here}))} profile)"
-    if trials and records:
-        sizes = sorted(
-            {(r["config"]["trials"], r["config"]["validation"]) for r in records}
-        )
-        per = ", ".join(f"{t} test and {v} validation trials" for t, v in sizes)
-        text += f"; {per} per cell"
-    return text + "."
-
-
 display(
     Markdown(
         "\n".join(
             [
-                "- " + provenance(cells, "Tables I-II and the headline cell"),
-                "- " + provenance(rt_cells, "Tables III-IV", trials=False),
+                "- " + pages.where_from(cells, "Tables I-II and the headline cell"),
+                "- " + pages.where_from(rt_cells, "Tables III-IV", trials=False),
                 "- Paper Figure 4 and the check of the plain-torch attack are "
                 "computed on this build; the attack searches come from "
                 "`results/attacks/`.",

@@ -405,37 +405,14 @@ gm.assign(
 # ## Where these numbers come from
 
 # %% tags=["hide-input"]
-def provenance(records, label, trials=True):
-    """A line on the cells behind ``label``: how many are stored cells of the paper
-    profile (their commit and dates), how many were computed for this build, and the
-    trials per cell."""
-    stored = [r for r in records if r["shown"] == "paper"]
-    here = [r for r in records if r["shown"] != "paper"]
-    text = f"{label}: {len(stored)} stored cells of the paper profile"
-    if stored:
-        commits = ", ".join(
-            sorted({r["provenance"]["git_commit"][:7] for r in stored})
-        )
-        dates = sorted({r["provenance"]["date"] for r in stored})
-        span = " to ".join(dict.fromkeys([dates[0], dates[-1]]))
-        text += f" (commit {commits}, {span})"
-    text += f", {len(here)} computed for this build"
-    if here:
-        text += f" ({', '.join(sorted({r['shown'] for r in here}))} profile)"
-    if trials and records:
-        sizes = sorted(
-            {(r["config"]["trials"], r["config"]["validation"]) for r in records}
-        )
-        per = ", ".join(f"{t} test and {v} validation trials" for t, v in sizes)
-        text += f"; {per} per cell"
-    return text + "."
-
-
 display(
     Markdown(
-        "- " + provenance(attack_cells, "Attack cells") + "\n"
-        "- " + provenance(learning_cells, "Learning cells", trials=False) + "\n"
-        "- " + provenance(control_cells, "Control cells (gradient drowned)") + "\n"
+        "- " + pages.where_from(attack_cells, "Attack cells") + "\n"
+        "- "
+        + pages.where_from(learning_cells, "Learning cells", trials=False)
+        + "\n- "
+        + pages.where_from(control_cells, "Control cells (gradient drowned)")
+        + "\n"
         "- The gradient norms are computed on this build.\n"
         f"- This page took {time.perf_counter() - _chapter_start:.0f} s to execute."
     )

@@ -217,3 +217,16 @@ def test_point_reads_a_stored_config():
     cell = catalog.membership(catalog.profile("quick"), "mnist", "support", 5, 1)
     assert pages.point("tables-1-2", cell.to_config()) == ("mnist", "support", 5, 1)
     assert pages.point("training-stages", cell.to_config()) == ("mnist", "support", 5, 1, (300,))
+
+
+def test_where_from_counts_stored_and_computed_cells():
+    prov = {"git_commit": "abcdef0123", "date": "2026-11-29"}
+    records = [
+        {"shown": "paper", "provenance": prov, "config": {"trials": 100, "validation": 100}},
+        {"shown": "quick", "provenance": prov, "config": {"trials": 20, "validation": 20}},
+    ]
+    line = pages.where_from(records, "Cells")
+    assert line == ("Cells: 1 stored cells of the paper profile (commit abcdef0, 2026-11-29), 1 computed for "
+                    "this build (quick profile); 20 test and 20 validation trials, 100 test and 100 validation "
+                    "trials per cell.")
+    assert "trials" not in pages.where_from(records, "Cells", trials=False)
