@@ -4,6 +4,7 @@
     python -m mamlpriv run --profile paper --backend joblib --jobs 2
     python -m mamlpriv run --profile paper --backend dask --scheduler tcp://host:8786
     python -m mamlpriv run --profile quick --experiment tables-1-2
+    python -m mamlpriv run --profile paper --device cuda          # on a GPU (= MAMLPRIV_DEVICE=cuda)
     python -m mamlpriv status --profile paper                    # finished cells per experiment
 
 A rerun skips finished cells, so an interrupted run resumes where it stopped.
@@ -12,10 +13,11 @@ A rerun skips finished cells, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from . import catalog, runner
+from . import catalog, devices, runner
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
             sp.add_argument("--backend", choices=runner.BACKENDS, default="serial")
             sp.add_argument("--jobs", type=int, default=1, help="worker processes (joblib, local dask)")
             sp.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+            sp.add_argument(
+                "--device", default=None, help="torch device of the cells (default: $MAMLPRIV_DEVICE or cpu)"
+            )
     args = ap.parse_args(argv)
     exps = catalog.experiments(args.profile)
     known = [e.name for e in exps]
@@ -40,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         exps = [e for e in exps if e.name in args.experiment]
     if args.command == "status":
         return _status(exps, args.profile, args.root)
+    if args.device is not None:
+        try:
+            devices.resolve(args.device)
+        except (ValueError, TypeError) as err:
+            ap.error(f"--device: {err}")
+        os.environ[devices.ENV] = args.device  # the cells and any local worker processes read it
     for e in exps:
         runner.run(e, args.profile, args.root, backend=args.backend, n_jobs=args.jobs, scheduler=args.scheduler)
     return 0

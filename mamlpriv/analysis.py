@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import grad, jvp, vmap
 
+from . import devices
 from .data import ImageDataset, Task, TaskBatch, stack_tasks
 from .maml import Loss, MAMLConfig, task_gradients
 from .metrics import flat_rows
@@ -154,12 +155,14 @@ def swap_cosines(
     """
     gen = torch.Generator().manual_seed(seed)
     p = {k: v.detach() for k, v in params.items()}
-    batch = stack_tasks(tasks)
+    batch = stack_tasks(tasks).to(devices.of(p))  # tasks are drawn on the CPU
     base = flat_rows(task_gradients(f, p, batch, cfg)[0])
     out = {}
     for which in SETS:
         for kind in SWAPS:
-            new = torch.stack([replacement_images(dataset, t, which, kind, gen) for t in tasks])
+            new = torch.stack([replacement_images(dataset, t, which, kind, gen) for t in tasks]).to(
+                batch.support_x.device
+            )
             swapped = TaskBatch(
                 new if which == "support" else batch.support_x,
                 batch.support_y,

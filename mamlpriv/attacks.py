@@ -103,7 +103,8 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
 
 
 def _init_batch(x0: torch.Tensor, slot: torch.Tensor, n: int, init: str, generator: torch.Generator) -> torch.Tensor:
-    """``(T, n, C, H, W)``: noise everywhere, ``x0[t]`` in slot ``slot[t]``."""
+    """``(T, n, C, H, W)`` on ``x0``'s device: noise everywhere (drawn on the CPU with
+    ``generator``, the same on every device), ``x0[t]`` in slot ``slot[t]``."""
     t = x0.shape[0]
     shape = (t, n) + tuple(x0.shape[1:])
     if init == "uniform":
@@ -112,7 +113,8 @@ def _init_batch(x0: torch.Tensor, slot: torch.Tensor, n: int, init: str, generat
         x = (0.5 + 0.25 * torch.randn(shape, generator=generator, dtype=x0.dtype)).clamp(0, 1)
     else:
         x = torch.full(shape, 0.5, dtype=x0.dtype)
-    x[torch.arange(t), slot] = x0
+    x = x.to(x0.device)
+    x[torch.arange(t, device=x0.device), slot] = x0
     return x
 
 
@@ -124,8 +126,8 @@ def _optimise(
     ``slot`` ``(T,)`` is held at its prior and only the other slots move. Returns the
     final ``x`` and the loss history ``(T, iterations)``."""
     x = x_init.clone().requires_grad_(True)
-    held = torch.zeros(x.shape[:2], dtype=x.dtype)
-    held[torch.arange(x.shape[0]), slot] = 1.0
+    held = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device)
+    held[torch.arange(x.shape[0], device=x.device), slot] = 1.0
     free = (1.0 - held).view(*x.shape[:2], *[1] * (x.dim() - 2))
     opt = torch.optim.Adam([x], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.iterations) if cfg.schedule == "cosine" else None
@@ -182,9 +184,9 @@ def _run(objective_for, x0, slot, n, cfg: AttackConfig, generator, chunk_images:
     parts = [_optimise(objective_for(rows), x_init[rows], slots[rows], cfg) for rows in chunks(r * t, n, chunk_images)]
     x, hist = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     best = hist[:, -1].view(r, t).argmin(0)  # (T,)
-    pick = best * t + torch.arange(t)
+    pick = best * t + torch.arange(t, device=best.device)
     x, hist = x[pick], hist[pick]
-    scores = ssim_scores(x0, x[torch.arange(t), slot])
+    scores = ssim_scores(x0, x[torch.arange(t, device=x.device), slot])
     return AttackResult(reconstruction=x, scores=scores, loss=hist)
 
 
@@ -366,8 +368,8 @@ def ssim_scores(x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     images ``(T, C, H, W)`` in [0, 1]. Returns ``(T,)`` float64."""
     from skimage.metrics import structural_similarity
 
-    a = x0.detach().to(torch.float64).numpy()
-    b = x.detach().to(torch.float64).numpy()
+    a = x0.detach().to("cpu", torch.float64).numpy()
+    b = x.detach().to("cpu", torch.float64).numpy()
     vals = [structural_similarity(a[i], b[i], data_range=1.0, channel_axis=0) for i in range(a.shape[0])]
     return torch.tensor(np.asarray(vals, dtype=np.float64))
 
@@ -375,7 +377,7 @@ def ssim_scores(x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def decide(scores: torch.Tensor, threshold: float) -> torch.Tensor:
     """Member iff ``score > threshold`` (section IV-C). A NaN score (from a NaN gradient
     or target) raises instead of silently counting as a non-member."""
-    s = torch.as_tensor(scores)
+    s = torch.as_tensor(scores).cpu()
     if bool(torch.isnan(s).any()):
         raise ValueError(f"scores must not be NaN: {int(torch.isnan(s).sum())} of {s.numel()} are")
     checks.real("threshold", threshold)

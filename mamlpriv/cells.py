@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import checks
+from . import checks, devices
 from .attacks import TARGETS, AttackConfig, attack_for
 from .defenses import Defence, defence_from_json, epsilon
 from .maml import MAMLConfig, TaskNoise
@@ -213,7 +213,7 @@ class MembershipCell:
         (without ``learning``) is the untrained network, no training; otherwise the net
         meta-trained for ``train_iterations`` (cached), at each of ``stages``."""
         if max(self.stages) == 0 and not self.learning:
-            return {0: init_params(self.net.build(self.ways), seed=self.seed)}, []
+            return {0: devices.move(init_params(self.net.build(self.ways), seed=self.seed), devices.resolve())}, []
         res = _train(self, eval_tasks=100)
         return {st: res.snapshots[st] for st in self.stages}, res.history
 
@@ -258,7 +258,8 @@ class MembershipCell:
         f = forward(self.net.build(self.ways))
         out = {}
         for st, params in snapshots.items():
-            g = task_gradients(f, {k: v.detach() for k, v in params.items()}, batch, self.maml)[0]
+            p = {k: v.detach() for k, v in params.items()}
+            g = task_gradients(f, p, batch.to(devices.of(p)), self.maml)[0]
             out[st] = flat_rows(g).norm(dim=1).tolist()
         return out
 
@@ -371,19 +372,26 @@ class RuntimeCell:
 
         ways, shots = RUNTIME_SHAPES[self.size]
         model = ATTACK_NET.build(ways)
-        f, p = forward(model), init_params(model, seed=0)
+        dev = devices.resolve()
+        f, p = forward(model), devices.move(init_params(model, seed=0), dev)
         sampler = TaskSampler(load_dataset("mnist", "test"), ways, shots)
         # tasks seeded (size, trial): the stored runtime cells were drawn so
-        batch = stack_tasks([sampler.sample(derive_seed(self.size, t)) for t in range(self.trials)])
+        batch = stack_tasks([sampler.sample(derive_seed(self.size, t)) for t in range(self.trials)]).to(dev)
         maml = MAMLConfig(self.inner_lr, 1, False)
         g, _, _ = task_gradients(f, p, batch, maml)
-        slot = torch.zeros(self.trials, dtype=torch.long)
+        slot = torch.zeros(self.trials, dtype=torch.long, device=dev)
         spec = attack_for(self.target)
         cfg = AttackConfig(**dict(asdict(spec.defaults), iterations=self.iterations))
         x0 = getattr(batch, f"{self.target}_x")[:, 0]
+        devices.synchronize(dev)
         t0 = time.perf_counter()
         spec.run(f, p, g, batch, x0, slot, maml, cfg, None)
-        return {"seconds_per_trial": (time.perf_counter() - t0) / self.trials, "threads": torch.get_num_threads()}
+        devices.synchronize(dev)
+        seconds = (time.perf_counter() - t0) / self.trials
+        out: dict[str, Any] = {"seconds_per_trial": seconds, "threads": torch.get_num_threads()}
+        if dev.type != "cpu":
+            out["device"] = str(dev)
+        return out
 
 
 Cell = MembershipCell | LearningCell | RuntimeCell

@@ -303,6 +303,12 @@ class TaskBatch:
     def task(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.support_x[i], self.support_y[i], self.query_x[i], self.query_y[i]
 
+    def to(self, device: torch.device | str) -> TaskBatch:
+        """The same tasks on ``device`` (``self`` when they are there already)."""
+        if self.support_x.device == torch.device(device):
+            return self
+        return TaskBatch(*(getattr(self, k).to(device) for k in ("support_x", "support_y", "query_x", "query_y")))
+
 
 def stack_tasks(tasks: list[Task]) -> TaskBatch:
     """Stack tasks of equal ways and shots on a leading axis."""

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad, grad_and_value, vmap
 
-from . import checks
+from . import checks, devices
 from .data import TaskBatch
 from .models import Forward, Params
 
@@ -108,8 +108,9 @@ NoiseDraw = dict
 OptionalDraw = NoiseDraw | None
 
 
-def _gauss(n: GaussianNoise, shape: torch.Size, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
-    return torch.randn(shape, generator=gen, dtype=dtype) * n.std + n.mean
+def _gauss(n: GaussianNoise, shape: torch.Size, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """Drawn on the CPU with ``gen``, then moved to ``like``'s device (:mod:`mamlpriv.devices`)."""
+    return devices.draw(lambda: torch.randn(shape, generator=gen, dtype=like.dtype), like.device) * n.std + n.mean
 
 
 def draw_noise(
@@ -122,24 +123,25 @@ def draw_noise(
     tasks: int | None = None,
 ) -> NoiseDraw:
     """Draw the noise of ``noise`` for one task (or ``tasks`` tasks, stacked on a
-    leading axis). Inactive hooks are left out, so they are exactly the identity."""
+    leading axis), on the device and in the dtype of ``params``. Inactive hooks are left
+    out, so they are exactly the identity."""
     lead = () if tasks is None else (tasks,)
-    dtype = next(iter(params.values())).dtype
+    like = next(iter(params.values()))
     out: NoiseDraw = {}
     if noise.support_data.active:
-        out["support"] = _gauss(noise.support_data, torch.Size(lead + tuple(support_shape)), generator, dtype)
+        out["support"] = _gauss(noise.support_data, torch.Size(lead + tuple(support_shape)), generator, like)
     if noise.adaptation_grad.active:
         out["adaptation"] = {
-            k: _gauss(noise.adaptation_grad, torch.Size(lead + (inner_steps,) + tuple(v.shape)), generator, dtype)
+            k: _gauss(noise.adaptation_grad, torch.Size(lead + (inner_steps,) + tuple(v.shape)), generator, like)
             for k, v in params.items()
         }
     if noise.query_data.active:
-        out["query"] = _gauss(noise.query_data, torch.Size(lead + tuple(query_shape)), generator, dtype)
+        out["query"] = _gauss(noise.query_data, torch.Size(lead + tuple(query_shape)), generator, like)
     if noise.clip is not None:
-        out["clip"] = torch.full(lead, noise.clip, dtype=dtype)
+        out["clip"] = torch.full(lead, noise.clip, dtype=like.dtype, device=like.device)
     if noise.validation_grad.active:
         out["validation"] = {
-            k: _gauss(noise.validation_grad, torch.Size(lead + tuple(v.shape)), generator, dtype)
+            k: _gauss(noise.validation_grad, torch.Size(lead + tuple(v.shape)), generator, like)
             for k, v in params.items()
         }
     return out
@@ -152,7 +154,7 @@ def _accuracy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Classification accuracy for logits ``(N, C)``; NaN for other outputs (regression)."""
     if out.dim() == 2 and y.dim() == 1 and not y.is_floating_point():
         return (out.argmax(-1) == y).to(out.dtype).mean()
-    return torch.full((), float("nan"), dtype=out.dtype)
+    return torch.full((), float("nan"), dtype=out.dtype, device=out.device)
 
 
 def adapt(

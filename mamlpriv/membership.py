@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from . import checks
+from . import checks, devices
 from .attacks import TARGETS, AttackConfig, attack_for
 from .data import ImageDataset, Task, TaskBatch, TaskSampler, stack_tasks
 from .maml import MAMLConfig, TaskNoise, draw_noise, task_gradients
@@ -154,8 +154,9 @@ def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, a
     game = trials.game
     spec = attack_for(game.target)
     attack = attack if attack is not None else spec.defaults
-    batch = trials.batch
     p = {k: v.detach() for k, v in params.items()}
+    device = devices.of(p)  # the trials are drawn on the CPU and follow the model's device
+    batch = trials.batch.to(device)
     draw = None
     if noise is not None and noise.active:
         ngen = torch.Generator().manual_seed(derive_seed(game.seed, Stream.GAME_NOISE))
@@ -164,7 +165,7 @@ def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, a
         )
     g, _, _ = task_gradients(f, p, batch, maml, draw)
     agen = torch.Generator().manual_seed(derive_seed(game.seed, Stream.GAME_ATTACK))
-    res = spec.run(f, p, g, batch, trials.x0, trials.slots, maml, attack, agen)
+    res = spec.run(f, p, g, batch, trials.x0.to(device), trials.slots.to(device), maml, attack, agen)
     records = [
         {
             "trial": t,
@@ -178,7 +179,8 @@ def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, a
         }
         for t in range(game.trials)
     ]
-    return GameResult(game, records, res.scores, trials.members, trials.x0, res.reconstruction, trials.slots, res.loss)
+    return GameResult(game, records, res.scores, trials.members, trials.x0, res.reconstruction.cpu(), trials.slots,
+                      res.loss.cpu())  # fmt: skip
 
 
 def play(f: Forward, params: Params, dataset: ImageDataset, game: GameConfig, maml: MAMLConfig,

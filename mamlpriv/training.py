@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from . import checks
+from . import checks, devices
 from .data import TaskSampler, load_dataset
 from .maml import GaussianNoise, MAMLConfig, TaskNoise, adapted_accuracy, draw_noise, meta_gradient
 from .metrics import mean_ci95
@@ -117,8 +117,9 @@ def evaluate(
     accs = []
     for start in range(0, n_tasks, chunk):
         seeds = [derive_seed(seed, Stream.EVAL, i) for i in range(start, min(n_tasks, start + chunk))]
-        accs.append(adapted_accuracy(f, params, sampler.sample_batch(seeds), cfg, steps))
-    per_task = torch.cat(accs)
+        batch = sampler.sample_batch(seeds).to(devices.of(params))
+        accs.append(adapted_accuracy(f, params, batch, cfg, steps))
+    per_task = torch.cat(accs).cpu()
     mean, ci = mean_ci95(per_task)
     return mean, ci, per_task
 
@@ -221,15 +222,16 @@ class _Run:
     history: list[dict] = field(default_factory=list)
     snapshots: dict[int, Params] = field(default_factory=dict)
     start: int = 0
+    device: torch.device = torch.device("cpu")
 
     @property
     def f(self) -> Forward:
         return forward(self.model)
 
 
-def _start(cfg: TrainConfig, folder: Path | None, data_root) -> _Run:
+def _start(cfg: TrainConfig, folder: Path | None, data_root, device: torch.device) -> _Run:
     model = cfg.net.build(cfg.ways)
-    params = {k: v.requires_grad_() for k, v in init_params(model, seed=cfg.seed).items()}
+    params = {k: v.to(device).requires_grad_() for k, v in init_params(model, seed=cfg.seed).items()}
     run = _Run(
         cfg,
         model,
@@ -238,6 +240,7 @@ def _start(cfg: TrainConfig, folder: Path | None, data_root) -> _Run:
         TaskSampler(load_dataset(cfg.dataset, "train", data_root), cfg.ways, cfg.shots),
         TaskSampler(load_dataset(cfg.dataset, "test", data_root), cfg.ways, cfg.shots),
         folder,
+        device=device,
     )
     if folder is not None:
         _resume(run)
@@ -259,14 +262,18 @@ def _resume(run: _Run) -> None:
             run.params[k].copy_(v)
     run.opt.load_state_dict(state["optimizer"])
     run.start, run.history = int(state["iteration"]), state["history"]
-    run.snapshots = {h["iteration"]: _load_params(run.folder / "snapshots", h["iteration"]) for h in run.history}
+    run.snapshots = {
+        h["iteration"]: devices.move(_load_params(run.folder / "snapshots", h["iteration"]), run.device)
+        for h in run.history
+    }
 
 
 def _step(run: _Run, it: int) -> tuple[float, float]:
     """One meta-iteration: draw the meta-batch (and any defence noise), Adam step on the
     mean task gradient. Returns the mean query loss and accuracy before the step."""
     cfg = run.cfg
-    batch = run.train.sample_batch([derive_seed(cfg.seed, Stream.TRAIN, it, i) for i in range(cfg.meta_batch)])
+    seeds = [derive_seed(cfg.seed, Stream.TRAIN, it, i) for i in range(cfg.meta_batch)]
+    batch = run.train.sample_batch(seeds).to(run.device)
     noise = None
     if cfg.noise.active:
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, Stream.TRAIN_NOISE, it))
@@ -319,11 +326,11 @@ def _record(run: _Run, it: int, losses: list[float], accs: list[float], elapsed:
 def _checkpoint(run: _Run, it: int) -> None:
     """Write the snapshot, the checkpoint and the log, each atomically."""
     assert run.folder is not None
-    snap = run.snapshots[it]
+    snap = devices.move(run.snapshots[it], torch.device("cpu"))  # files are device-free
     write_atomic(run.folder / "snapshots" / f"iter-{it:06d}.pt", lambda p: torch.save(snap, p))
     state = {
-        "params": {k: v.detach() for k, v in run.params.items()},
-        "optimizer": run.opt.state_dict(),
+        "params": {k: v.detach().cpu() for k, v in run.params.items()},
+        "optimizer": devices.move(run.opt.state_dict(), torch.device("cpu")),
         "iteration": it,
         "history": json.dumps(run.history),
         "config": json.dumps(run.cfg.to_dict(), sort_keys=True),
@@ -337,6 +344,7 @@ def meta_train(
     out_dir: str | os.PathLike | None = None,
     data_root: str | os.PathLike | None = None,
     progress: bool = True,
+    device: str | torch.device | None = None,
 ) -> TrainResult:
     """Meta-train with Adam on the mean task gradient (paper eq. 3).
 
@@ -345,10 +353,13 @@ def meta_train(
     from an existing checkpoint of the same config (a different config raises
     ``ValueError``); a finished run is loaded without training. A non-finite loss or
     meta-gradient stops training with a ``FloatingPointError`` naming the iteration.
+    ``device``: where to train (:func:`mamlpriv.devices.resolve`; default
+    ``$MAMLPRIV_DEVICE`` or the CPU); files are written device-free.
     """
     folder = Path(out_dir) if out_dir is not None else None
+    dev = devices.resolve(device)
     with _locked(folder):
-        run = _start(cfg, folder, data_root)
+        run = _start(cfg, folder, data_root, dev)
         if not run.history:
             _record(run, 0, [], [], 0.0)
         elapsed = run.history[-1]["train_seconds"]
