@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED := 1
 KERNEL  := mamlpriv
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
-.PHONY: setup execute book test lint pytest nbval sync bench paper status clean check-book
+.PHONY: setup execute book test lint pytest nbval sync bench paper status clean check-book bench-env peers
 
 setup: $(VENV)/.installed
 
@@ -80,3 +80,15 @@ status: setup
 
 clean:
 	rm -rf book/_build book/*.ipynb runs
+
+# The peer benchmark's own environment .venv-bench (learn2learn 0.2.0 built from its Cython
+# sources, higher, torch, mamlpriv): apart from .venv, as learn2learn pins an old stack.
+# TORCH_LOCK=/path/to/lock runs its torch import check under flock.
+bench-env:
+	PYTHON=$(PYTHON) scripts/build_bench_env.sh
+
+# mamlpriv beside learn2learn, higher and plain autograd loops (MAML meta-iteration, query-attack
+# iteration, share of the CPU's fp32 peak); a few minutes. Options: make peers PEERS_ARGS="--repeats 10"
+peers:
+	@test -x .venv-bench/bin/python || $(MAKE) bench-env
+	$(if $(TORCH_LOCK),flock $(TORCH_LOCK)) .venv-bench/bin/python bench/peers.py $(PEERS_ARGS)
