@@ -258,3 +258,93 @@ def test_strided_conv_net_shapes_and_bad_pool():
     assert forward(model)(init_params(model), torch.rand(2, 1, 28, 28)).shape == (2, 5)
     with pytest.raises(ValueError, match="pool"):
         ConvNet(5, pool="avg")
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_the_eager_task_gradient_equals_the_functional_one(first_order, clip):
+    from mamlpriv.maml import task_gradient_eager
+
+    f, p, *_ = tiny_problem(3)
+    gen = torch.Generator().manual_seed(1)
+    y = torch.arange(3).repeat_interleave(2)
+    xs, xq = torch.randn(6, 5, generator=gen, dtype=DT), torch.randn(6, 5, generator=gen, dtype=DT)
+    cfg = MAMLConfig(0.3, 2, first_order)
+    noise = TaskNoise(*(GaussianNoise(0.05, 0.1),) * 4, clip=clip)
+    nz = draw_noise(noise, p, (6, 5), (6, 5), 2, gen)
+    ge, le, ae = task_gradient_eager(f, p, xs, y, xq, y, cfg, nz)
+    gf, lf, af = task_gradient(f, p, xs, y, xq, y, cfg, nz)
+    for k in gf:
+        torch.testing.assert_close(ge[k], gf[k], rtol=1e-10, atol=1e-12)
+        assert not ge[k].requires_grad
+    torch.testing.assert_close(le, lf)
+    torch.testing.assert_close(ae, af)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_the_one_pass_meta_gradient_equals_the_mean_of_task_gradients(first_order):
+    """Without clipping or validation noise the loop takes one backward pass through the
+    mean query loss; it must equal the vmapped mean of the per-task gradients."""
+    f, p, *_ = tiny_problem(4)
+    gen = torch.Generator().manual_seed(2)
+    T = 3
+    y = torch.arange(3).repeat_interleave(2).expand(T, 6)
+    batch = TaskBatch(
+        torch.randn(T, 6, 5, generator=gen, dtype=DT), y, torch.randn(T, 6, 5, generator=gen, dtype=DT), y
+    )
+    cfg = MAMLConfig(0.3, 2, first_order)
+    noise = TaskNoise(GaussianNoise(0.0, 0.1), GaussianNoise(0.0, 0.1), GaussianNoise(0.1, 0.1))
+    nz = draw_noise(noise, p, (6, 5), (6, 5), 2, gen, tasks=T)
+    gv, lv, av = meta_gradient(f, p, batch, cfg, nz, vectorize=True)
+    gl, ll, al = meta_gradient(f, p, batch, cfg, nz, vectorize=False)
+    for k in gv:
+        torch.testing.assert_close(gl[k], gv[k], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ll, lv)
+    torch.testing.assert_close(al, av)
+    single = TaskBatch(batch.support_x[:1], y[:1], batch.query_x[:1], y[:1])
+    g1, _, _ = meta_gradient(f, p, single, cfg, vectorize=False)
+    gt = task_gradient(f, p, *single.task(0), cfg)[0]
+    for k in gt:
+        torch.testing.assert_close(g1[k], gt[k], rtol=1e-10, atol=1e-12)
+
+
+def test_the_default_path_is_chosen_by_shape():
+    from mamlpriv.maml import LOOP_IMAGES, LOOP_TASKS, _vectorize
+
+    def batch(tasks: int, images: int) -> TaskBatch:
+        half = images // 2
+        x, y = torch.zeros(tasks, half, 1), torch.zeros(tasks, half, dtype=torch.long)
+        return TaskBatch(x, y, x, y)
+
+    assert _vectorize(batch(4, 10))  # 5-way 1-shot: vmap
+    assert not _vectorize(batch(4, 80))  # 5-way 1-shot with 15 query images per class: loop
+    assert _vectorize(batch(LOOP_TASKS + 1, 2 * LOOP_IMAGES))  # many tasks: vmap
+    assert not _vectorize(batch(LOOP_TASKS, LOOP_IMAGES))
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        ConvNet(3),
+        ConvNet(3, norm="none", pool="stride"),
+        ConvNet(2, hidden=8, norm="group", pool="stride"),
+        MLP(3, hidden=6, layers=2),
+        MLP(2, layers=0),
+    ],
+    ids=["conv-group-max", "conv-none-stride", "conv-group-stride", "mlp", "linear"],
+)
+def test_the_direct_forward_is_the_module_bit_for_bit(model):
+    """forward() calls the layers' functional ops itself; outputs and second-order
+    gradients must be exactly those of torch.func.functional_call on the module."""
+    from torch.func import functional_call, grad
+
+    f = forward(model)
+    p = init_params(model, seed=3)
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 1, 0])
+    assert torch.equal(f(p, x), functional_call(model, p, (x,)))
+    cfg = MAMLConfig(0.4, 1)
+    a = task_gradient(f, p, x, y, x.flip(0), y, cfg)[0]
+    b = task_gradient(lambda q, z: functional_call(model, q, (z,)), p, x, y, x.flip(0), y, cfg)[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert grad(lambda q: f(q, x).square().sum())(p).keys() == p.keys()
