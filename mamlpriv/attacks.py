@@ -119,12 +119,12 @@ def _init_batch(x0: torch.Tensor, slot: torch.Tensor, n: int, init: str, generat
 
 
 def _optimise(
-    objective, x_init: torch.Tensor, slot: torch.Tensor, cfg: AttackConfig
+    objective, x_init: torch.Tensor, slot: torch.Tensor, cfg: AttackConfig, pin: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Adam on ``x`` (pixels clamped to [0, 1]) minimising ``objective(x) -> (T,)``
-    summed over trials; during the first ``cfg.hold`` iterations the target slot
-    ``slot`` ``(T,)`` is held at its prior and only the other slots move. Returns the
-    final ``x`` and the loss history ``(T, iterations)``."""
+    summed over trials; during the first ``cfg.hold`` iterations (all of them with
+    ``pin``) the target slot ``slot`` ``(T,)`` is held at its prior and only the other
+    slots move. Returns the final ``x`` and the loss history ``(T, iterations)``."""
     x = x_init.clone().requires_grad_(True)
     held = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device)
     held[torch.arange(x.shape[0], device=x.device), slot] = 1.0
@@ -136,7 +136,7 @@ def _optimise(
         opt.zero_grad(set_to_none=True)
         per_trial = objective(x)
         per_trial.sum().backward()
-        if it < cfg.hold:
+        if pin or it < cfg.hold:
             assert x.grad is not None
             x.grad.mul_(free)
         opt.step()
