@@ -14,14 +14,19 @@ gradient matching (SSIM, :mod:`mamlpriv.attacks`). Three other scores, on the sa
   validation-gradient defence), ``s / (2 sigma^2)`` is exactly the log-likelihood ratio of
   the two worlds, the most powerful test there is (Neyman-Pearson); no practical attack
   can do better on the same trials.
-- :func:`profile_likelihood` -- under the paper's adversary: run the gradient matching
-  twice from the same start, once with the target's slot pinned at ``x0`` and once with it
-  free, and score the difference of the final matching losses::
+- :func:`profile_likelihood` -- under the paper's adversary: run the attack's gradient
+  matching with every slot free, then put ``x0`` back into the target's slot of that
+  solution, pin it there and let the other slots settle for a few more iterations; score
+  the difference of the two final matching losses::
 
       s = L_free - L_pinned                          (about 0 for a member, < 0 otherwise)
 
   A member's slot already holds the right image, so pinning it costs nothing; a
-  non-member's pinned slot stops the batch from explaining ``g``.
+  non-member's pinned slot stops the batch from explaining ``g``. Starting the pinned run
+  from the free solution (not from the same noise) keeps the two runs in the same basin,
+  so their difference measures the pin, not the luck of two optimisations: on 100 trials
+  of MNIST 3-way 1-shot (support, strict game, 300 meta-iterations) the AUC was 0.867
+  against 0.770 for two runs from the same noise and 0.764 for SSIM.
 - :func:`likelihood_ratio` on :func:`fit_gaussians` -- per-target calibration in the
   manner of LiRA (Carlini et al. 2022): the adversary simulates shadow tasks from its own
   data with and without the target, fits a Gaussian to each set of scores, and scores a
@@ -117,12 +122,23 @@ def ceiling_scores(
 # ----- profile likelihood -------------------------------------------------------------------
 
 
-def pinned_minus_free(objective, x_init: torch.Tensor, slot: torch.Tensor, cfg: AttackConfig) -> torch.Tensor:
-    """``L_free - L_pinned`` ``(T,)``: the final matching losses of two runs of
-    :func:`~mamlpriv.attacks._optimise` from ``x_init``, with the slot free (after
-    ``cfg.hold`` held iterations) and with it pinned at its prior throughout."""
-    _, free = _optimise(objective, x_init, slot, cfg)
-    _, pinned = _optimise(objective, x_init, slot, cfg, pin=True)
+# The pinned run after the free one: its length and its rate relative to the attack's
+# (a first choice, on 100 trials of MNIST 3-way 1-shot; to be chosen on validation trials).
+PIN_ITERATIONS, PIN_LR_SCALE = 50, 0.3
+
+
+def pinned_minus_free(
+    objective, x_init: torch.Tensor, x0: torch.Tensor, slot: torch.Tensor, cfg: AttackConfig
+) -> torch.Tensor:  # fmt: skip
+    """``L_free - L_pinned`` ``(T,)``: the final matching loss of the attack's run from
+    ``x_init`` (:func:`~mamlpriv.attacks._optimise` with ``cfg``), minus that of a run
+    from its solution with ``x0[t]`` put back into slot ``slot[t]`` and pinned there
+    (:data:`PIN_ITERATIONS` iterations at ``PIN_LR_SCALE * cfg.lr``, cosine decay)."""
+    x_free, free = _optimise(objective, x_init, slot, cfg)
+    start = x_free.clone()
+    start[torch.arange(start.shape[0], device=start.device), slot] = x0
+    pin_cfg = AttackConfig(PIN_ITERATIONS, cfg.lr * PIN_LR_SCALE, "cosine", cfg.tv_weight, cfg.init)
+    _, pinned = _optimise(objective, start, slot, pin_cfg, pin=True)
     return (free[:, -1] - pinned[:, -1]).to(torch.float64)
 
 
@@ -148,7 +164,7 @@ def profile_likelihood(
             objective = support_objective(
                 f, p, flat_g[rows], y[rows], batch.query_x[rows], batch.query_y[rows], maml, cfg.tv_weight
             )
-        parts.append(pinned_minus_free(objective, x_init[rows], slot[rows], cfg))
+        parts.append(pinned_minus_free(objective, x_init[rows], x0[rows], slot[rows], cfg))
     return torch.cat(parts)
 
 
