@@ -29,6 +29,7 @@ from .defenses import Defence, defence_from_json, epsilon
 from .maml import MAMLConfig, TaskNoise
 from .membership import GAMES
 from .models import ATTACK_NET, NetConfig, Params, init_params
+from .scores import EXTRA_SCORES
 from .seeds import Stream, derive_seed
 
 DATASETS = ("mnist", "fashion-mnist")
@@ -91,7 +92,8 @@ class MembershipCell:
     used for the others too. ``attacks``, when given, are candidate settings chosen on the
     validation trials (else ``attack``); ``learning`` meta-trains even for stage 0 to
     report each stage's learning accuracy; ``noise`` perturbs the real task gradients (a
-    defence; the attacked model is trained without it)."""
+    defence; the attacked model is trained without it); ``scores`` adds membership tests
+    beyond SSIM on the same trials (:data:`mamlpriv.scores.EXTRA_SCORES`)."""
 
     dataset: str
     target: str
@@ -109,6 +111,7 @@ class MembershipCell:
     games: tuple[str, ...] = GAMES
     noise: Defence | None = None
     net: NetConfig = ATTACK_NET
+    scores: tuple[str, ...] = ()
 
     kind: ClassVar[str] = "membership"
     _REQUIRED: ClassVar[tuple[str, ...]] = (
@@ -132,6 +135,7 @@ class MembershipCell:
         "games",
         "noise",
         "net",
+        "scores",
     )
 
     def __post_init__(self) -> None:
@@ -157,6 +161,13 @@ class MembershipCell:
         for g in self.games:
             checks.choice("games", g, GAMES)
         checks.flag("learning", self.learning)
+        if len(set(self.scores)) != len(self.scores):
+            raise ValueError(f"scores must be distinct, got {self.scores!r}")
+        for name in self.scores:
+            checks.choice("scores", name, EXTRA_SCORES)
+        if "combined" in self.scores and "profile" not in self.scores:
+            raise ValueError("scores: 'combined' needs 'profile' too")
+        object.__setattr__(self, "scores", tuple(self.scores))
         object.__setattr__(self, "stages", tuple(int(s) for s in self.stages))
         object.__setattr__(self, "attacks", tuple(self.attacks))
         object.__setattr__(self, "games", tuple(self.games))
@@ -195,6 +206,8 @@ class MembershipCell:
             d["noise"] = self.noise.to_json()
         if self.net != ATTACK_NET:
             d["net"] = asdict(self.net)
+        if self.scores:
+            d["scores"] = list(self.scores)
         return d
 
     @classmethod
@@ -205,7 +218,7 @@ class MembershipCell:
             **{k: c[k] for k in plain}, maml=_maml_of(c), stages=tuple(c["stages"]), net=_net_of(c),
             attack=AttackConfig(**c["attack"]), attacks=tuple(AttackConfig(**a) for a in c.get("attacks", ())),
             learning=c.get("learning", False), games=tuple(c.get("games", GAMES)),
-            noise=defence_from_json(c.get("noise")),
+            noise=defence_from_json(c.get("noise")), scores=tuple(c.get("scores", ())),
         )  # fmt: skip
 
     def snapshots(self) -> tuple[dict[int, Params], list[dict]]:
@@ -235,9 +248,11 @@ class MembershipCell:
             g = GameConfig(self.target, game, self.ways, self.shots, self.trials, self.seed)
             snaps = snapshots if stage is None else {stage: snapshots[stage]}
             if self.attacks:
-                r = evaluate_selected(f, snaps, data, g, self.maml, list(self.attacks), self.validation, noise)
+                r = evaluate_selected(
+                    f, snaps, data, g, self.maml, list(self.attacks), self.validation, noise, self.scores
+                )
             else:
-                r = evaluate_stages(f, snaps, data, g, self.maml, self.attack, self.validation, noise)
+                r = evaluate_stages(f, snaps, data, g, self.maml, self.attack, self.validation, noise, self.scores)
             stage = r["stage"]
             out[game] = r
         out["learning"] = [h for h in history if h.get("iteration") in snapshots] if history else []

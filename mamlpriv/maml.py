@@ -264,16 +264,9 @@ def _eager_graph(
 
 
 def task_gradient_eager(
-    f: Forward,
-    params: Params,
-    x_s: torch.Tensor,
-    y_s: torch.Tensor,
-    x_q: torch.Tensor,
-    y_q: torch.Tensor,
-    cfg: MAMLConfig,
-    noise: NoiseDraw | None = None,
-    loss: Loss = F.cross_entropy,
-) -> tuple[Params, torch.Tensor, torch.Tensor]:
+    f: Forward, params: Params, x_s: torch.Tensor, y_s: torch.Tensor, x_q: torch.Tensor, y_q: torch.Tensor,
+    cfg: MAMLConfig, noise: NoiseDraw | None = None, loss: Loss = F.cross_entropy,
+) -> tuple[Params, torch.Tensor, torch.Tensor]:  # fmt: skip
     """:func:`task_gradient` computed with ``torch.autograd.grad`` (``create_graph`` for
     the second-order term) instead of ``torch.func``: the same numbers up to float
     rounding, faster for one task of many images, but the result is a value, not a

@@ -20,6 +20,7 @@ trials are members (``trials`` must be even).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -34,6 +35,7 @@ from .data import ImageDataset, Task, TaskBatch, TaskSampler, stack_tasks
 from .maml import MAMLConfig, TaskNoise, draw_noise, task_gradients
 from .models import Forward, Params
 from .provenance import write_atomic
+from .scores import EXTRA_SCORES, alternatives, ceiling_scores, pinned_losses
 from .seeds import VALIDATION_OFFSET, Stream, derive_seed
 
 GAMES = ("paper", "strict")
@@ -95,6 +97,7 @@ class GameResult:
     reconstructions: torch.Tensor = field(repr=False)
     slots: torch.Tensor = field(repr=False)
     loss: torch.Tensor = field(repr=False)  # matching objective per trial and iteration
+    extra: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # other scores (mamlpriv.scores)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the records as CSV (``.csv``) or JSON (anything else), atomically."""
@@ -147,25 +150,24 @@ def draw_trials(dataset: ImageDataset, game: GameConfig) -> Trials:
 
 
 def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, attack: AttackConfig | None = None,
-                 noise: TaskNoise | None = None) -> GameResult:  # fmt: skip
+                 noise: TaskNoise | None = None, extra: Sequence[str] = (),
+                 other: torch.Tensor | None = None) -> GameResult:  # fmt: skip
     """The task-learners compute their real shared gradients (``noise``: a defence, drawn
     from stream ``GAME_NOISE``), then the attack of ``game.target`` scores every target
-    (its initial batches from stream ``GAME_ATTACK``)."""
+    (its initial batches from stream ``GAME_ATTACK``). ``extra`` adds scores of
+    :mod:`mamlpriv.scores` on the same trials (:data:`EXTRA_SCORES`): ``"profile"`` (the
+    profile likelihood, continuing from the attack's reconstructions) and ``"ceiling"``
+    (needs ``other``, the image of each slot in the other world:
+    :func:`mamlpriv.scores.alternatives`)."""
     game = trials.game
     spec = attack_for(game.target)
     attack = attack if attack is not None else spec.defaults
-    p = {k: v.detach() for k, v in params.items()}
-    device = devices.of(p)  # the trials are drawn on the CPU and follow the model's device
-    batch = trials.batch.to(device)
-    draw = None
-    if noise is not None and noise.active:
-        ngen = torch.Generator().manual_seed(derive_seed(game.seed, Stream.GAME_NOISE))
-        draw = draw_noise(
-            noise, p, batch.support_x.shape[1:], batch.query_x.shape[1:], maml.inner_steps, ngen, tasks=game.trials
-        )
-    g, _, _ = task_gradients(f, p, batch, maml, draw)
+    p, batch, g = _released(f, params, trials, maml, noise)
+    device = devices.of(p)
     agen = torch.Generator().manual_seed(derive_seed(game.seed, Stream.GAME_ATTACK))
-    res = spec.run(f, p, g, batch, trials.x0.to(device), trials.slots.to(device), maml, attack, agen)
+    x0, slots = trials.x0.to(device), trials.slots.to(device)
+    res = spec.run(f, p, g, batch, x0, slots, maml, attack, agen)
+    scores = _extra_scores(f, p, batch, g, trials, res.reconstruction, res.loss[:, -1], maml, attack, extra, other)
     records = [
         {
             "trial": t,
@@ -176,11 +178,58 @@ def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, a
             "member": bool(trials.members[t]),
             "score": float(res.scores[t]),
             "final_loss": float(res.loss[t, -1]),
+            **{f"score_{k}": float(v[t]) for k, v in scores.items()},
         }
         for t in range(game.trials)
     ]
     return GameResult(game, records, res.scores, trials.members, trials.x0, res.reconstruction.cpu(), trials.slots,
-                      res.loss.cpu())  # fmt: skip
+                      res.loss.cpu(), scores)  # fmt: skip
+
+
+def _released(f: Forward, params: Params, trials: Trials, maml: MAMLConfig,
+              noise: TaskNoise | None) -> tuple[Params, TaskBatch, Params]:  # fmt: skip
+    """The model's parameters, the trials' tasks (on its device) and their real shared
+    gradients (``noise`` drawn from stream ``GAME_NOISE``)."""
+    p = {k: v.detach() for k, v in params.items()}
+    batch = trials.batch.to(devices.of(p))  # the trials are drawn on the CPU and follow the model's device
+    draw = None
+    if noise is not None and noise.active:
+        ngen = torch.Generator().manual_seed(derive_seed(trials.game.seed, Stream.GAME_NOISE))
+        draw = draw_noise(
+            noise, p, batch.support_x.shape[1:], batch.query_x.shape[1:], maml.inner_steps, ngen, tasks=len(batch)
+        )
+    return p, batch, task_gradients(f, p, batch, maml, draw)[0]
+
+
+def _extra_scores(f: Forward, p: Params, batch: TaskBatch, g: Params, trials: Trials, reconstruction: torch.Tensor,
+                  final_loss: torch.Tensor, maml: MAMLConfig, attack: AttackConfig, extra: Sequence[str],
+                  other: torch.Tensor | None) -> dict[str, torch.Tensor]:  # fmt: skip
+    for name in extra:
+        checks.choice("extra", name, ("profile", "ceiling"))
+    if "ceiling" in extra and other is None:
+        raise ValueError("the ceiling score needs other= (mamlpriv.scores.alternatives)")
+    device = devices.of(p)
+    x0, slots, target = trials.x0.to(device), trials.slots.to(device), trials.game.target
+    out: dict[str, torch.Tensor] = {}
+    if "profile" in extra:
+        pinned = pinned_losses(target, f, p, g, batch, reconstruction.to(device), x0, slots, maml, attack)
+        out["profile"] = final_loss.to(torch.float64).cpu() - pinned.cpu()
+    if "ceiling" in extra:
+        assert other is not None
+        out["ceiling"] = ceiling_scores(f, p, g, batch, target, x0, other.to(device), slots, maml).cpu()
+    return out
+
+
+def add_scores(f: Forward, params: Params, trials: Trials, result: GameResult, maml: MAMLConfig,
+               attack: AttackConfig | None = None, noise: TaskNoise | None = None, extra: Sequence[str] = (),
+               other: torch.Tensor | None = None) -> GameResult:  # fmt: skip
+    """``result`` (of :func:`score_trials` on ``trials``) with the ``extra`` scores added,
+    computed from its reconstructions (the attack is not run again)."""
+    attack = attack if attack is not None else attack_for(trials.game.target).defaults
+    p, batch, g = _released(f, params, trials, maml, noise)
+    new = _extra_scores(f, p, batch, g, trials, result.reconstructions, result.loss[:, -1], maml, attack, extra, other)
+    records = [dict(r, **{f"score_{k}": float(v[i]) for k, v in new.items()}) for i, r in enumerate(result.records)]
+    return dataclasses.replace(result, records=records, extra={**result.extra, **new})
 
 
 def play(f: Forward, params: Params, dataset: ImageDataset, game: GameConfig, maml: MAMLConfig,
@@ -201,6 +250,7 @@ def evaluate_selected(
     attacks: Sequence[AttackConfig],
     validation_trials: int = 100,
     noise: TaskNoise | None = None,
+    extra: Sequence[str] = (),
 ) -> dict:
     """One membership cell, with the training stage and the attack's settings chosen on
     ``validation_trials`` separate trials: play the validation game for every snapshot
@@ -211,7 +261,13 @@ def evaluate_selected(
     Returns ``"stage"``, ``"attack"`` (the chosen config's fields), ``"validation_auc"``
     (``"stage/attack index" -> AUC``), ``"metrics"`` (test accuracy, recall, precision,
     AUC, TPR at 1% and 10% FPR at that threshold), ``"validation"`` (the same on the
-    validation trials) and ``"records"`` (one per test trial, with its prediction)."""
+    validation trials) and ``"records"`` (one per test trial, with its prediction).
+
+    ``extra`` (names of :data:`mamlpriv.scores.EXTRA_SCORES`) scores the same validation
+    and test trials at the chosen stage and settings with those tests too; ``"scores"``
+    then gives, for SSIM and each of them, the test AUC and TPR at 1% and 0.1% FPR and the
+    validation AUC (``"combined"``: z(SSIM) + z(profile), standardised with the validation
+    trials' means and spreads)."""
     from .metrics import best_threshold, membership_metrics, roc_auc
 
     if not snapshots or not attacks:
@@ -227,14 +283,49 @@ def evaluate_selected(
     stage, a = max(aucs, key=lambda k: (aucs[k], -k[0], -k[1]))
     chosen = vals[stage, a]
     threshold = best_threshold(chosen.scores, chosen.members)
-    test = play(f, snapshots[stage], dataset, game, maml, attacks[a], noise)
-    return {
+    test_trials = draw_trials(dataset, game)
+    test = score_trials(f, snapshots[stage], test_trials, maml, attacks[a], noise)
+    out = {
         "stage": stage,
         "attack": asdict(attacks[a]),
         "validation_auc": {f"{st}/{i}": v for (st, i), v in aucs.items()},
         "metrics": membership_metrics(test.scores, test.members, threshold),
         "validation": membership_metrics(chosen.scores, chosen.members, threshold),
-        "records": [dict(r, prediction=bool(r["score"] > threshold)) for r in test.records],
+    }
+    if extra:
+        for name in extra:
+            checks.choice("extra", name, EXTRA_SCORES)
+        wanted = [n for n in ("profile", "ceiling") if n in extra or (n == "profile" and "combined" in extra)]
+        done = []
+        for trials, res in ((val_trials, chosen), (test_trials, test)):
+            other = alternatives(dataset, trials) if "ceiling" in wanted else None
+            done.append(add_scores(f, snapshots[stage], trials, res, maml, attacks[a], noise, wanted, other))
+        chosen, test = done
+        out["scores"] = _score_summary(chosen, test, extra)
+    out["records"] = [dict(r, prediction=bool(r["score"] > threshold)) for r in test.records]
+    return out
+
+
+def _score_summary(val: GameResult, test: GameResult, extra: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Test AUC, TPR at 1% and 0.1% FPR and validation AUC of SSIM and each ``extra`` score."""
+    from .metrics import roc_auc, tpr_at_fpr
+
+    def z(s: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        return (s.double() - ref.double().mean()) / ref.double().std().clamp(min=1e-12)
+
+    pairs = {"ssim": (val.scores, test.scores), **{k: (val.extra[k], test.extra[k]) for k in test.extra}}
+    if "combined" in extra:
+        (vs, ts), (vp, tp) = pairs["ssim"], pairs["profile"]
+        pairs["combined"] = (z(vs, vs) + z(vp, vp), z(ts, vs) + z(tp, vp))
+    return {
+        name: {
+            "auc": roc_auc(t, test.members),
+            "tpr_at_1pct_fpr": tpr_at_fpr(t, test.members, 0.01),
+            "tpr_at_0.1pct_fpr": tpr_at_fpr(t, test.members, 0.001),
+            "validation_auc": roc_auc(v, val.members),
+        }
+        for name, (v, t) in pairs.items()
+        if name == "ssim" or name in extra
     }
 
 
@@ -247,15 +338,16 @@ def evaluate_stages(
     attack: AttackConfig | None = None,
     validation_trials: int = 100,
     noise: TaskNoise | None = None,
+    extra: Sequence[str] = (),
 ) -> dict:
     """:func:`evaluate_selected` with one attack config: only the training stage is
     chosen on the validation trials. Reports ``"stage"`` and
     ``"validation_auc_by_stage"`` (``"stage" -> AUC``) beside the metrics and records."""
     attack = attack if attack is not None else attack_for(game.target).defaults
-    r = evaluate_selected(f, snapshots, dataset, game, maml, [attack], validation_trials, noise)
+    r = evaluate_selected(f, snapshots, dataset, game, maml, [attack], validation_trials, noise, extra)
     by_stage = {k.split("/")[0]: v for k, v in r["validation_auc"].items()}
     return {
         "stage": r["stage"],
         "validation_auc_by_stage": by_stage,
-        **{k: r[k] for k in ("metrics", "validation", "records")},
+        **{k: r[k] for k in ("metrics", "validation", "scores", "records") if k in r},
     }

@@ -48,6 +48,10 @@ from .metrics import flat_rows
 from .models import Forward, Params
 from .seeds import Stream, derive_seed
 
+# Scores a membership game can add beside SSIM (membership.score_trials); "combined" is
+# z(SSIM) + z(profile) with the means and spreads of the validation trials.
+EXTRA_SCORES = ("profile", "ceiling", "combined")
+
 # ----- the ceiling ------------------------------------------------------------------------
 
 
@@ -127,19 +131,42 @@ def ceiling_scores(
 PIN_ITERATIONS, PIN_LR_SCALE = 50, 0.3
 
 
-def pinned_minus_free(
-    objective, x_init: torch.Tensor, x0: torch.Tensor, slot: torch.Tensor, cfg: AttackConfig
-) -> torch.Tensor:  # fmt: skip
-    """``L_free - L_pinned`` ``(T,)``: the final matching loss of the attack's run from
-    ``x_init`` (:func:`~mamlpriv.attacks._optimise` with ``cfg``), minus that of a run
-    from its solution with ``x0[t]`` put back into slot ``slot[t]`` and pinned there
-    (:data:`PIN_ITERATIONS` iterations at ``PIN_LR_SCALE * cfg.lr``, cosine decay)."""
-    x_free, free = _optimise(objective, x_init, slot, cfg)
+def _pinned(objective, x_free: torch.Tensor, x0: torch.Tensor, slot: torch.Tensor, cfg: AttackConfig) -> torch.Tensor:
+    """Final matching loss ``(T,)`` of the run from ``x_free`` with ``x0[t]`` put back into
+    slot ``slot[t]`` and pinned there (:data:`PIN_ITERATIONS` iterations at
+    ``PIN_LR_SCALE * cfg.lr``, cosine decay)."""
     start = x_free.clone()
     start[torch.arange(start.shape[0], device=start.device), slot] = x0
     pin_cfg = AttackConfig(PIN_ITERATIONS, cfg.lr * PIN_LR_SCALE, "cosine", cfg.tv_weight, cfg.init)
-    _, pinned = _optimise(objective, start, slot, pin_cfg, pin=True)
-    return (free[:, -1] - pinned[:, -1]).to(torch.float64)
+    return _optimise(objective, start, slot, pin_cfg, pin=True)[1][:, -1]
+
+
+def _objective(target: str, f: Forward, p: Params, flat_g: torch.Tensor, batch: TaskBatch, rows: slice,
+               maml: MAMLConfig, tv_weight: float):  # fmt: skip
+    if target == "query":
+        return query_objective(f, p, flat_g[rows], batch.query_y[rows], tv_weight)
+    return support_objective(
+        f, p, flat_g[rows], batch.support_y[rows], batch.query_x[rows], batch.query_y[rows], maml, tv_weight
+    )
+
+
+def pinned_losses(
+    target: str, f: Forward, params: Params, g: Params, batch: TaskBatch, x_free: torch.Tensor, x0: torch.Tensor,
+    slot: torch.Tensor, maml: MAMLConfig, cfg: AttackConfig, chunk_images: int | None = CHUNK_IMAGES,
+) -> torch.Tensor:  # fmt: skip
+    """The pinned half of the profile likelihood for an attack that has already run:
+    from its reconstructions ``x_free`` ``(T, N, C, H, W)``, the final loss ``(T,)`` with
+    ``x0`` pinned in the target's slot. ``L_free - pinned_losses(...)`` is the score."""
+    checks.choice("target", target, ("query", "support"))
+    p = {k: v.detach() for k, v in params.items()}
+    flat_g = flat_rows(g).detach()
+    parts = [
+        _pinned(
+            _objective(target, f, p, flat_g, batch, rows, maml, cfg.tv_weight), x_free[rows], x0[rows], slot[rows], cfg
+        )
+        for rows in chunks(x0.shape[0], x_free.shape[1], chunk_images)
+    ]
+    return torch.cat(parts).to(torch.float64)
 
 
 def profile_likelihood(
@@ -153,18 +180,15 @@ def profile_likelihood(
     checks.choice("target", target, ("query", "support"))
     p = {k: v.detach() for k, v in params.items()}
     flat_g = flat_rows(g).detach()
-    y = batch.query_y if target == "query" else batch.support_y
-    n = y.shape[1]
+    n = (batch.query_y if target == "query" else batch.support_y).shape[1]
     x_init = _init_batch(x0, slot, n, cfg.init, generator)
     parts = []
     for rows in chunks(x0.shape[0], n, chunk_images):
-        if target == "query":
-            objective = query_objective(f, p, flat_g[rows], y[rows], cfg.tv_weight)
-        else:
-            objective = support_objective(
-                f, p, flat_g[rows], y[rows], batch.query_x[rows], batch.query_y[rows], maml, cfg.tv_weight
-            )
-        parts.append(pinned_minus_free(objective, x_init[rows], x0[rows], slot[rows], cfg))
+        objective = _objective(target, f, p, flat_g, batch, rows, maml, cfg.tv_weight)
+        x_free, free = _optimise(objective, x_init[rows], slot[rows], cfg)
+        parts.append(
+            free[:, -1].to(torch.float64) - _pinned(objective, x_free, x0[rows], slot[rows], cfg).to(torch.float64)
+        )
     return torch.cat(parts)
 
 

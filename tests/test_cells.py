@@ -201,3 +201,24 @@ def test_gradient_norms_match_a_per_task_loop(mnist_test):
 def test_a_runtime_cell_times_its_attack(mnist_test):
     out = RuntimeCell("support", 2, 3, 2, 0.1).compute()
     assert out["seconds_per_trial"] > 0 and out["threads"] == torch.get_num_threads()
+
+
+@pytest.mark.slow
+def test_extra_scores_ride_on_the_same_trials_and_leave_ssim_unchanged(mnist_test):
+    """A cell with scores=("profile", "ceiling", "combined") plays the very trials of the
+    cell without them: the SSIM metrics and records are identical, and each extra score
+    is reported with its test AUC, low-FPR TPRs and validation AUC; the cell's stored
+    configuration gains a "scores" key (cells without it keep their ids)."""
+    base = replace(catalog.membership(QUICK, "mnist", "support", 3, 1, stages=(0,)), trials=6, validation=6,
+                   attack=AttackConfig(iterations=3), games=("strict",))
+    cell = replace(base, scores=("profile", "ceiling", "combined"))
+    assert "scores" not in base.to_config() and cells.from_config(cell.to_config()) == cell
+    a, b = base.compute()["strict"], cell.compute()["strict"]
+    assert a["metrics"] == b["metrics"] and [r["score"] for r in a["records"]] == [r["score"] for r in b["records"]]
+    assert set(b["scores"]) == {"ssim", "profile", "ceiling", "combined"}
+    assert b["scores"]["ceiling"]["auc"] == 1.0  # noise-free, both worlds known: perfect
+    assert all({"score_profile", "score_ceiling"} <= set(r) for r in b["records"])
+    with pytest.raises(ValueError, match="'combined' needs 'profile'"):
+        replace(base, scores=("combined",))
+    with pytest.raises(ValueError, match="scores"):
+        replace(base, scores=("lira",))
