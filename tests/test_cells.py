@@ -217,6 +217,7 @@ def test_extra_scores_ride_on_the_same_trials_and_leave_ssim_unchanged(mnist_tes
     assert a["metrics"] == b["metrics"] and [r["score"] for r in a["records"]] == [r["score"] for r in b["records"]]
     assert set(b["scores"]) == {"ssim", "profile", "ceiling", "combined"}
     assert b["scores"]["ceiling"]["auc"] == 1.0  # noise-free, both worlds known: perfect
+    assert b["best_test"] in ("ssim", "profile", "combined")
     assert all({"score_profile", "score_ceiling"} <= set(r) for r in b["records"])
     with pytest.raises(ValueError, match="'combined' needs 'profile'"):
         replace(base, scores=("combined",))

@@ -268,3 +268,15 @@ def test_stage_and_attack_selection_pick_the_best_validation_auc(mnist_test):
     chosen = play(f, {0: p, 7: p2}[sel["stage"]], mnist_test, game, MAMLConfig(0.1),
                   AttackConfig(**sel["attack"]))
     assert sel["metrics"]["auc"] == roc_auc(chosen.scores, chosen.members)
+
+
+def test_the_best_test_is_chosen_on_validation_auc_alone():
+    from mamlpriv.membership import best_test
+
+    def row(val: float, test: float) -> dict[str, float]:
+        return {"auc": test, "tpr_at_1pct_fpr": 0.0, "tpr_at_0.1pct_fpr": 0.0, "validation_auc": val}
+
+    summary = {"ssim": row(0.7, 0.99), "profile": row(0.8, 0.5), "combined": row(0.75, 0.9), "ceiling": row(1.0, 1.0)}
+    assert best_test(summary) == "profile"  # the ceiling is not a practical test; test AUCs are not looked at
+    assert best_test({"ssim": row(0.8, 0.6), "profile": row(0.8, 0.9)}) == "ssim"  # ties go to the paper's test
+    assert best_test({"ssim": row(0.5, 0.5)}) == "ssim"
