@@ -172,15 +172,20 @@ def chunks(trials: int, images: int, chunk_images: int | None) -> list[slice]:
     return [slice(a, min(a + size, trials)) for a in range(0, trials, size)]
 
 
-def _run(objective_for, x0, slot, n, cfg: AttackConfig, generator, chunk_images: int | None) -> AttackResult:
+def _run(objective_for, x0, slot, n, cfg: AttackConfig, generator, chunk_images: int | None,
+         keep: torch.Tensor | None = None) -> AttackResult:  # fmt: skip
     """Restarts: ``objective_for(rows)`` gives the objective of the trials ``rows`` (a
     slice) of the trial axis repeated ``cfg.restarts`` times; keep, per trial, the
     restart with the lowest final loss. The initial batches of all rows are drawn
-    first, then the rows are optimised chunk by chunk (:func:`chunks`)."""
+    first, then the rows are optimised chunk by chunk (:func:`chunks`). ``keep``
+    (indices) optimises only those trials, each from the start it has in a full run."""
     t = x0.shape[0]
     r = cfg.restarts
+    x_init = _init_batch(_rep(x0, r), slot.repeat(r), n, cfg.init, generator)
+    if keep is not None:
+        x_init = x_init[(torch.arange(r, device=keep.device)[:, None] * t + keep[None, :]).flatten()]
+        x0, slot, t = x0[keep], slot[keep], keep.numel()
     slots = slot.repeat(r)
-    x_init = _init_batch(_rep(x0, r), slots, n, cfg.init, generator)
     parts = [_optimise(objective_for(rows), x_init[rows], slots[rows], cfg) for rows in chunks(r * t, n, chunk_images)]
     x, hist = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     best = hist[:, -1].view(r, t).argmin(0)  # (T,)
@@ -248,19 +253,27 @@ def _attack(
     cfg: AttackConfig,
     generator: torch.Generator | None,
     chunk_images: int | None,
+    keep: torch.Tensor | None = None,
 ) -> AttackResult:
     """The body both attacks share: check shapes, repeat the per-trial arrays (the shared
     gradients first, then ``per_trial``) once per restart, and optimise the rows chunk by
-    chunk with ``objective_for_rows(params, target_rows, *per_trial_rows)``."""
+    chunk with ``objective_for_rows(params, target_rows, *per_trial_rows)``; with ``keep``
+    only those trials (the result then has ``len(keep)`` rows)."""
     _check_shapes(g, y, x0, slot)
+    if keep is not None:
+        keep = torch.as_tensor(keep, dtype=torch.long, device=x0.device)
+        bad = keep.dim() != 1 or keep.numel() == 0 or len(set(keep.tolist())) != keep.numel()
+        if bad or bool((keep < 0).any()) or bool((keep >= x0.shape[0]).any()):
+            raise ValueError(f"keep must be distinct trial indices in [0, {x0.shape[0]}), got {keep.tolist()}")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     p = {k: v.detach() for k, v in params.items()}
-    arrays = [_rep(a, cfg.restarts) for a in (flat_rows(g).detach(), *per_trial)]
+    kept = [a if keep is None else a[keep] for a in (flat_rows(g).detach(), *per_trial)]
+    arrays = [_rep(a, cfg.restarts) for a in kept]
 
     def objective_for(rows: slice):
         return objective_for_rows(p, *[a[rows] for a in arrays])
 
-    return _run(objective_for, x0, slot, y.shape[1], cfg, gen, chunk_images)
+    return _run(objective_for, x0, slot, y.shape[1], cfg, gen, chunk_images, keep)
 
 
 def query_attack(
@@ -273,6 +286,7 @@ def query_attack(
     cfg: AttackConfig = AttackConfig(),
     generator: torch.Generator | None = None,
     chunk_images: int | None = CHUNK_IMAGES,
+    keep: torch.Tensor | None = None,
 ) -> AttackResult:
     """Query attack (paper eq. 9) on ``T`` trials at once.
 
@@ -280,13 +294,14 @@ def query_attack(
     entry ``(T, *param.shape)``; ``y_q``: the query labels ``(T, N)``; ``x0``: the
     targets ``(T, C, H, W)``; ``slot``: where each target is tested ``(T,)``;
     ``chunk_images``: trials are optimised in chunks of at most that many images
-    (:data:`CHUNK_IMAGES`; ``None``: one batch).
+    (:data:`CHUNK_IMAGES`; ``None``: one batch); ``keep``: attack only these trials
+    (indices), each from the start it has when all are attacked.
     """
 
     def objective(p: Params, target: torch.Tensor, y: torch.Tensor):
         return query_objective(f, p, target, y, cfg.tv_weight)
 
-    return _attack(objective, (y_q,), params, g, y_q, x0, slot, cfg, generator, chunk_images)
+    return _attack(objective, (y_q,), params, g, y_q, x0, slot, cfg, generator, chunk_images, keep)
 
 
 def support_attack(
@@ -302,6 +317,7 @@ def support_attack(
     cfg: AttackConfig = AttackConfig(),
     generator: torch.Generator | None = None,
     chunk_images: int | None = CHUNK_IMAGES,
+    keep: torch.Tensor | None = None,
 ) -> AttackResult:
     """Support attack (paper eq. 10) on ``T`` trials at once: the adversary also holds the
     query sets ``x_q`` ``(T, N_q, C, H, W)`` with labels ``y_q`` and simulates the task
@@ -314,26 +330,28 @@ def support_attack(
     def objective(p: Params, target: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor):
         return support_objective(f, p, target, ys, xq, yq, maml, cfg.tv_weight)
 
-    return _attack(objective, (y_s, x_q, y_q), params, g, y_s, x0, slot, cfg, generator, chunk_images)
+    return _attack(objective, (y_s, x_q, y_q), params, g, y_s, x0, slot, cfg, generator, chunk_images, keep)
 
 
 @dataclass(frozen=True)
 class AttackSpec:
     """One attack of :data:`ATTACKS`: its default settings, the validation search they
     were chosen by (a file under ``results/attacks/``), and how it runs on a task
-    batch: ``run(f, params, g, batch, x0, slot, maml, cfg, generator)``."""
+    batch: ``run(f, params, g, batch, x0, slot, maml, cfg, generator, keep=None)``."""
 
     defaults: AttackConfig
     search: str
     run: Callable[..., AttackResult]
 
 
-def _query_on_batch(f, params, g, batch: TaskBatch, x0, slot, maml, cfg, generator) -> AttackResult:
-    return query_attack(f, params, g, batch.query_y, x0, slot, cfg, generator)
+def _query_on_batch(f, params, g, batch: TaskBatch, x0, slot, maml, cfg, generator, keep=None) -> AttackResult:
+    return query_attack(f, params, g, batch.query_y, x0, slot, cfg, generator, keep=keep)
 
 
-def _support_on_batch(f, params, g, batch: TaskBatch, x0, slot, maml, cfg, generator) -> AttackResult:
-    return support_attack(f, params, g, batch.support_y, batch.query_x, batch.query_y, x0, slot, maml, cfg, generator)
+def _support_on_batch(f, params, g, batch: TaskBatch, x0, slot, maml, cfg, generator, keep=None) -> AttackResult:
+    return support_attack(
+        f, params, g, batch.support_y, batch.query_x, batch.query_y, x0, slot, maml, cfg, generator, keep=keep
+    )
 
 
 # target (the attacked set) -> the attack. The defaults of both were chosen on 100

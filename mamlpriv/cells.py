@@ -235,26 +235,17 @@ class MembershipCell:
         :func:`~mamlpriv.membership.evaluate_stages` with one attack) and ``"learning"``:
         the training history at the attacked stages."""
         from .data import load_dataset
-        from .membership import GameConfig, evaluate_selected, evaluate_stages
+        from .membership import GameConfig, evaluate_games
         from .models import forward
 
         data = load_dataset(self.dataset, "test")  # never the images the meta-learner trained on
         f = forward(self.net.build(self.ways))
         noise = self.noise.task_noise() if self.noise is not None else None
         snapshots, history = self.snapshots()
-        out: dict[str, Any] = {}
-        stage = None
-        for game in self.games:
-            g = GameConfig(self.target, game, self.ways, self.shots, self.trials, self.seed)
-            snaps = snapshots if stage is None else {stage: snapshots[stage]}
-            if self.attacks:
-                r = evaluate_selected(
-                    f, snaps, data, g, self.maml, list(self.attacks), self.validation, noise, self.scores
-                )
-            else:
-                r = evaluate_stages(f, snaps, data, g, self.maml, self.attack, self.validation, noise, self.scores)
-            stage = r["stage"]
-            out[game] = r
+        games = [GameConfig(self.target, game, self.ways, self.shots, self.trials, self.seed) for game in self.games]
+        out: dict[str, Any] = evaluate_games(
+            f, snapshots, data, games, self.maml, self.attack, self.attacks, self.validation, noise, self.scores
+        )
         out["learning"] = [h for h in history if h.get("iteration") in snapshots] if history else []
         return out
 

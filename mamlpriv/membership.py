@@ -151,14 +151,18 @@ def draw_trials(dataset: ImageDataset, game: GameConfig) -> Trials:
 
 def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, attack: AttackConfig | None = None,
                  noise: TaskNoise | None = None, extra: Sequence[str] = (),
-                 other: torch.Tensor | None = None) -> GameResult:  # fmt: skip
+                 other: torch.Tensor | None = None, reuse: GameResult | None = None) -> GameResult:  # fmt: skip
     """The task-learners compute their real shared gradients (``noise``: a defence, drawn
     from stream ``GAME_NOISE``), then the attack of ``game.target`` scores every target
     (its initial batches from stream ``GAME_ATTACK``). ``extra`` adds scores of
     :mod:`mamlpriv.scores` on the same trials (:data:`EXTRA_SCORES`): ``"profile"`` (the
     profile likelihood, continuing from the attack's reconstructions) and ``"ceiling"``
     (needs ``other``, the image of each slot in the other world:
-    :func:`mamlpriv.scores.alternatives`)."""
+    :func:`mamlpriv.scores.alternatives`). ``reuse``: the result of another game on the same
+    tasks, slots and member targets with the same model, attack and noise (the paper's
+    game for the strict one): its member trials are taken as they are and only the others
+    are attacked, each from the start it has in a full run (on the CPU every stored member
+    trial was bit-for-bit the same in both games)."""
     game = trials.game
     spec = attack_for(game.target)
     attack = attack if attack is not None else spec.defaults
@@ -166,8 +170,17 @@ def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, a
     device = devices.of(p)
     agen = torch.Generator().manual_seed(derive_seed(game.seed, Stream.GAME_ATTACK))
     x0, slots = trials.x0.to(device), trials.slots.to(device)
-    res = spec.run(f, p, g, batch, x0, slots, maml, attack, agen)
-    scores = _extra_scores(f, p, batch, g, trials, res.reconstruction, res.loss[:, -1], maml, attack, extra, other)
+    if reuse is None:
+        res = spec.run(f, p, g, batch, x0, slots, maml, attack, agen)
+        ssim, recon, loss = res.scores, res.reconstruction.cpu(), res.loss.cpu()
+    else:
+        _check_reusable(reuse, trials)
+        ssim, recon, loss = reuse.scores.clone(), reuse.reconstructions.clone(), reuse.loss.clone()
+        keep = torch.nonzero(~trials.members).flatten()
+        if keep.numel():
+            res = spec.run(f, p, g, batch, x0, slots, maml, attack, agen, keep=keep.to(device))
+            ssim[keep], recon[keep], loss[keep] = res.scores, res.reconstruction.cpu(), res.loss.cpu()
+    scores = _extra_scores(f, p, batch, g, trials, recon, loss[:, -1], maml, attack, extra, other)
     records = [
         {
             "trial": t,
@@ -176,14 +189,25 @@ def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, a
             "slot": int(trials.slots[t]),
             "target_index": trials.target_idx[t],
             "member": bool(trials.members[t]),
-            "score": float(res.scores[t]),
-            "final_loss": float(res.loss[t, -1]),
+            "score": float(ssim[t]),
+            "final_loss": float(loss[t, -1]),
             **{f"score_{k}": float(v[t]) for k, v in scores.items()},
         }
         for t in range(game.trials)
     ]
-    return GameResult(game, records, res.scores, trials.members, trials.x0, res.reconstruction.cpu(), trials.slots,
-                      res.loss.cpu(), scores)  # fmt: skip
+    return GameResult(game, records, ssim, trials.members, trials.x0, recon, trials.slots, loss, scores)
+
+
+def _check_reusable(reuse: GameResult, trials: Trials) -> None:
+    same = (
+        reuse.members.shape == trials.members.shape
+        and torch.equal(reuse.members, trials.members)
+        and torch.equal(reuse.slots, trials.slots)
+        and [r["task_seed"] for r in reuse.records] == trials.task_seeds
+        and torch.equal(reuse.targets[trials.members], trials.x0[trials.members])
+    )
+    if not same:
+        raise ValueError("reuse must come from a game on the same tasks, slots, members and member targets")
 
 
 def _released(f: Forward, params: Params, trials: Trials, maml: MAMLConfig,
@@ -269,14 +293,26 @@ def evaluate_selected(
     validation AUC (``"combined"``: z(SSIM) + z(profile), standardised with the validation
     trials' means and spreads), and ``"best_test"`` the practical one with the highest
     validation AUC (:func:`best_test`)."""
+    return _evaluate(f, snapshots, dataset, game, maml, attacks, validation_trials, noise, extra)[0]
+
+
+def _evaluate(f: Forward, snapshots: dict[int, Params], dataset: ImageDataset, game: GameConfig, maml: MAMLConfig,
+              attacks: Sequence[AttackConfig], validation_trials: int, noise: TaskNoise | None, extra: Sequence[str],
+              reuse: tuple[GameResult, GameResult] | None = None) -> tuple[dict, GameResult, GameResult]:  # fmt: skip
+    """:func:`evaluate_selected`, also returning the chosen validation and the test results;
+    ``reuse`` (one snapshot and one attack only): another game's (validation, test) results
+    whose member trials are taken over (:func:`score_trials`)."""
     from .metrics import best_threshold, membership_metrics, roc_auc
 
     if not snapshots or not attacks:
         raise ValueError("snapshots and attacks must each hold at least one candidate")
+    if reuse is not None and (len(snapshots) != 1 or len(attacks) != 1):
+        raise ValueError("reuse needs one snapshot and one attack (the stage and settings already chosen)")
+    prior_val, prior_test = reuse if reuse is not None else (None, None)
     val_game = game.validation(validation_trials)
     val_trials = draw_trials(dataset, val_game)  # drawn once: the same trials for every candidate
     vals = {
-        (st, a): score_trials(f, snapshots[st], val_trials, maml, attack, noise)
+        (st, a): score_trials(f, snapshots[st], val_trials, maml, attack, noise, reuse=prior_val)
         for st in sorted(snapshots)
         for a, attack in enumerate(attacks)
     }
@@ -285,7 +321,7 @@ def evaluate_selected(
     chosen = vals[stage, a]
     threshold = best_threshold(chosen.scores, chosen.members)
     test_trials = draw_trials(dataset, game)
-    test = score_trials(f, snapshots[stage], test_trials, maml, attacks[a], noise)
+    test = score_trials(f, snapshots[stage], test_trials, maml, attacks[a], noise, reuse=prior_test)
     out = {
         "stage": stage,
         "attack": asdict(attacks[a]),
@@ -305,6 +341,31 @@ def evaluate_selected(
         summary = _score_summary(chosen, test, extra)
         out["scores"], out["best_test"] = summary, best_test(summary)
     out["records"] = [dict(r, prediction=bool(r["score"] > threshold)) for r in test.records]
+    return out, chosen, test
+
+
+def evaluate_games(f: Forward, snapshots: dict[int, Params], dataset: ImageDataset, games: Sequence[GameConfig],
+                   maml: MAMLConfig, attack: AttackConfig | None = None, attacks: Sequence[AttackConfig] = (),
+                   validation_trials: int = 100, noise: TaskNoise | None = None,
+                   extra: Sequence[str] = ()) -> dict[str, dict]:  # fmt: skip
+    """Several games on the same tasks: the first chooses the stage (and, among ``attacks``,
+    the settings) on its validation trials, the others use that stage. With one attack
+    config, the later games take over the first game's member trials (the same task,
+    slot, target and start, so the same result) and attack only their non-members.
+    Returns ``{game name: result}``: :func:`evaluate_selected`'s results with ``attacks``,
+    :func:`evaluate_stages`' with ``attack`` (default: the target's)."""
+    if not games:
+        raise ValueError("games must hold at least one game")
+    candidates = list(attacks) or [attack if attack is not None else attack_for(games[0].target).defaults]
+    out: dict[str, dict] = {}
+    prior: tuple[GameResult, GameResult] | None = None
+    for game in games:
+        stage = out[games[0].game]["stage"] if out else None
+        snaps = snapshots if stage is None else {stage: snapshots[stage]}
+        reuse = prior if len(candidates) == 1 else None
+        r, val, test = _evaluate(f, snaps, dataset, game, maml, candidates, validation_trials, noise, extra, reuse)
+        out[game.game] = r if attacks else _by_stage(r)
+        prior = prior or (val, test)
     return out
 
 
@@ -357,7 +418,11 @@ def evaluate_stages(
     chosen on the validation trials. Reports ``"stage"`` and
     ``"validation_auc_by_stage"`` (``"stage" -> AUC``) beside the metrics and records."""
     attack = attack if attack is not None else attack_for(game.target).defaults
-    r = evaluate_selected(f, snapshots, dataset, game, maml, [attack], validation_trials, noise, extra)
+    return _by_stage(evaluate_selected(f, snapshots, dataset, game, maml, [attack], validation_trials, noise, extra))
+
+
+def _by_stage(r: dict) -> dict:
+    """An :func:`evaluate_selected` result of one attack config in :func:`evaluate_stages`' form."""
     by_stage = {k.split("/")[0]: v for k, v in r["validation_auc"].items()}
     return {
         "stage": r["stage"],

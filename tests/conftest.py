@@ -80,3 +80,22 @@ def attack_net(ways: int = 3, seed: int = 0, **changes):
 
     model = replace(ATTACK_NET, **changes).build(ways)
     return forward(model), init_params(model, seed=seed)
+
+
+def assert_results_close(a, b, rel: float = 1e-6, path: str = "result") -> None:
+    """Two result structures (dicts, lists, numbers, strings) equal up to float rounding:
+    numbers within ``rel`` (relative, absolute below 1), NaN equal to NaN, all else exact."""
+    import math
+
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), f"{path}: keys {sorted(a)} != {sorted(b)}"
+        for k in a:
+            assert_results_close(a[k], b[k], rel, f"{path}.{k}")
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        assert len(a) == len(b), f"{path}: lengths {len(a)} != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_results_close(x, y, rel, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= rel * max(1.0, abs(a), abs(b)), f"{path}: {a} != {b}"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"

@@ -336,3 +336,27 @@ def test_chunked_attacks_match_one_batch(restarts):
     q, s = runs[None]
     assert float((s.loss[:, 0] - s.loss[:, -1]).min()) > 0
     assert float((q.reconstruction[0] - q.reconstruction[1]).abs().max()) > 0.1
+
+
+@pytest.mark.parametrize("restarts", [1, 2])
+def test_attacking_a_subset_gives_those_trials_of_the_full_run(restarts):
+    """keep= optimises only some trials, each from the start it has in the full run: the
+    same result for those trials (up to rounding); a wrong start would differ at once."""
+    trials = 5
+    f, p, g, xs, xq, y, maml, x0 = _tiny_tasks(trials)
+    slot = torch.tensor([0, 1, 1, 0, 1])
+    cfg = AttackConfig(iterations=15, restarts=restarts)
+    keep = torch.tensor([1, 3, 4])
+    for run in (
+        lambda k: query_attack(f, p, g, y, x0, slot, cfg, torch.Generator().manual_seed(1), keep=k),
+        lambda k: support_attack(f, p, g, y, xq, y, x0, slot, maml, cfg, torch.Generator().manual_seed(1), keep=k),
+    ):
+        full, part = run(None), run(keep)
+        assert part.scores.shape == (3,) and part.loss.shape == (3, 15)
+        torch.testing.assert_close(part.reconstruction, full.reconstruction[keep], rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(part.loss, full.loss[keep], rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(part.scores, full.scores[keep], rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="keep must be distinct trial indices"):
+        query_attack(f, p, g, y, x0, slot, cfg, keep=torch.tensor([1, 1]))
+    with pytest.raises(ValueError, match="keep must be distinct trial indices"):
+        query_attack(f, p, g, y, x0, slot, cfg, keep=torch.tensor([5]))

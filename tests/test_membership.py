@@ -5,7 +5,7 @@ from dataclasses import asdict, replace
 
 import pytest
 import torch
-from conftest import attack_net, noise_dataset
+from conftest import assert_results_close, attack_net, noise_dataset
 
 from mamlpriv import membership
 from mamlpriv.attacks import ATTACKS, AttackConfig, AttackResult
@@ -280,3 +280,27 @@ def test_the_best_test_is_chosen_on_validation_auc_alone():
     assert best_test(summary) == "profile"  # the ceiling is not a practical test; test AUCs are not looked at
     assert best_test({"ssim": row(0.8, 0.6), "profile": row(0.8, 0.9)}) == "ssim"  # ties go to the paper's test
     assert best_test({"ssim": row(0.5, 0.5)}) == "ssim"
+
+
+@pytest.mark.parametrize("target", ["query", "support"])
+def test_later_games_take_over_the_member_trials_of_the_first(noise_data, target):
+    """evaluate_games plays the strict game on the paper game's members without attacking
+    them again: every number equals playing each game on its own at the chosen stage, up
+    to float rounding (the non-members run in a smaller batch, as in chunking)."""
+    from mamlpriv.membership import evaluate_games
+
+    f, p = small_net()
+    p7 = {k: v * 0.5 for k, v in p.items()}
+    games = [GameConfig(target, g, 3, 1, 6, seed=2) for g in ("paper", "strict")]
+    attack = AttackConfig(iterations=4)
+    both = evaluate_games(f, {0: p, 7: p7}, noise_data, games, MAMLConfig(0.3), attack, validation_trials=6)
+    stage = both["paper"]["stage"]
+    alone = {
+        "paper": evaluate_stages(f, {0: p, 7: p7}, noise_data, games[0], MAMLConfig(0.3), attack, 6),
+        "strict": evaluate_stages(f, {stage: {0: p, 7: p7}[stage]}, noise_data, games[1], MAMLConfig(0.3), attack, 6),
+    }
+    assert_results_close(both, alone)
+    with pytest.raises(ValueError, match="reuse must come from a game on the same tasks"):
+        other = draw_trials(noise_data, GameConfig(target, "strict", 3, 1, 6, seed=3))
+        first = play(f, p, noise_data, games[0], MAMLConfig(0.3), attack)
+        score_trials(f, p, other, MAMLConfig(0.3), attack, reuse=first)
