@@ -130,6 +130,16 @@ def parameters(namespace: Mapping[str, Any], names: Sequence[str]) -> dict[str, 
     return values
 
 
+def summary(values: Mapping[str, Any]) -> str:
+    """The line a chapter shows under its title: its parameters (as :func:`parameters`
+    returned them) and how to build the page with others."""
+    shown = ", ".join(f"`{k} = {v!r}`" for k, v in values.items())
+    return (
+        f"**This page's parameters:** {shown}. `None` takes the profile's value. To build the page "
+        "with other values, give them to papermill (`-p NAME VALUE`; see the README)."
+    )
+
+
 def as_tuple(name: str, value: Any, kind: type = int) -> tuple | None:
     """A grid knob given on papermill's command line: None (the profile's value), a list,
     or a string such as ``"0, 300"`` or ``"[0, 300]"``; each item converted to ``kind``."""

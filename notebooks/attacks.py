@@ -69,8 +69,9 @@ runtime_sizes = None  # Tables III-IV attacked-set sizes from 3, 5, 10, 15, 20; 
 # %% tags=["remove-cell"]
 from mamlpriv import pages
 
-pages.parameters(globals(), ["dataset", "ways", "shots", "seed", "profile", "run_dir", "results_dir", "shapes",
-                               "trials", "validation", "runtime_iterations", "runtime_sizes"]);
+_params = pages.parameters(globals(), ["dataset", "ways", "shots", "seed", "profile", "run_dir",
+                                       "results_dir", "shapes", "trials", "validation",
+                                       "runtime_iterations", "runtime_sizes"]);
 
 # %% tags=["remove-input"]
 import time
@@ -79,29 +80,7 @@ from IPython.display import Markdown, display
 
 # this page's execution time, printed at its end
 _chapter_start = time.perf_counter()
-_names = [
-    "dataset",
-    "ways",
-    "shots",
-    "seed",
-    "profile",
-    "run_dir",
-    "results_dir",
-    "shapes",
-    "trials",
-    "validation",
-    "runtime_iterations",
-    "runtime_sizes",
-]
-display(
-    Markdown(
-        "**This page's parameters:** "
-        + ", ".join(f"`{k} = {globals()[k]!r}`" for k in _names)
-        + ". `None` takes the profile's value. "
-        "To build the page with other values, give them to papermill "
-        "(`-p NAME VALUE`; see the README)."
-    )
-)
+display(Markdown(pages.summary(_params)))
 
 # %% tags=["hide-input"]
 import json

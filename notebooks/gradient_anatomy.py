@@ -63,7 +63,8 @@ run_dir = "../runs"  # trained runs are shared with the chapter "MAML and the gr
 # %% tags=["remove-cell"]
 from mamlpriv import pages
 
-pages.parameters(globals(), ["dataset", "ways", "shots", "iterations", "seed", "profile", "inner_lr", "run_dir"]);
+_params = pages.parameters(globals(), ["dataset", "ways", "shots", "iterations", "seed", "profile",
+                                       "inner_lr", "run_dir"]);
 
 # %% tags=["remove-input"]
 import time
@@ -72,25 +73,7 @@ from IPython.display import Markdown, display
 
 # this page's execution time, printed at its end
 _chapter_start = time.perf_counter()
-_names = [
-    "dataset",
-    "ways",
-    "shots",
-    "iterations",
-    "seed",
-    "profile",
-    "inner_lr",
-    "run_dir",
-]
-display(
-    Markdown(
-        "**This page's parameters:** "
-        + ", ".join(f"`{k} = {globals()[k]!r}`" for k in _names)
-        + ". `None` takes the profile's value. "
-        "To build the page with other values, give them to papermill "
-        "(`-p NAME VALUE`; see the README)."
-    )
-)
+display(Markdown(pages.summary(_params)))
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt

@@ -49,8 +49,8 @@ validation = None  # validation trials per point (even); None: as trials
 # %% tags=["remove-cell"]
 from mamlpriv import pages
 
-pages.parameters(globals(), ["profile", "results_dir", "dataset", "ways", "shots", "inner_lrs", "inner_steps",
-                               "trials", "validation"]);
+_params = pages.parameters(globals(), ["profile", "results_dir", "dataset", "ways", "shots",
+                                       "inner_lrs", "inner_steps", "trials", "validation"]);
 
 # %% tags=["remove-input"]
 import time
@@ -59,26 +59,7 @@ from IPython.display import Markdown, display
 
 # this page's execution time, printed at its end
 _chapter_start = time.perf_counter()
-_names = [
-    "profile",
-    "results_dir",
-    "dataset",
-    "ways",
-    "shots",
-    "inner_lrs",
-    "inner_steps",
-    "trials",
-    "validation",
-]
-display(
-    Markdown(
-        "**This page's parameters:** "
-        + ", ".join(f"`{k} = {globals()[k]!r}`" for k in _names)
-        + ". `None` takes the profile's value. "
-        "To build the page with other values, give them to papermill "
-        "(`-p NAME VALUE`; see the README)."
-    )
-)
+display(Markdown(pages.summary(_params)))
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt

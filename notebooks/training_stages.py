@@ -59,8 +59,8 @@ attack_lrs = None  # the attack's learning rates tried per stage, e.g. "0.03, 0.
 # %% tags=["remove-cell"]
 from mamlpriv import pages
 
-pages.parameters(globals(), ["profile", "results_dir", "dataset", "ways", "shots", "stages", "trials",
-                               "validation", "attack_lrs"]);
+_params = pages.parameters(globals(), ["profile", "results_dir", "dataset", "ways", "shots",
+                                       "stages", "trials", "validation", "attack_lrs"]);
 
 # %% tags=["remove-input"]
 import time
@@ -69,26 +69,7 @@ from IPython.display import Markdown, display
 
 # this page's execution time, printed at its end
 _chapter_start = time.perf_counter()
-_names = [
-    "profile",
-    "results_dir",
-    "dataset",
-    "ways",
-    "shots",
-    "stages",
-    "trials",
-    "validation",
-    "attack_lrs",
-]
-display(
-    Markdown(
-        "**This page's parameters:** "
-        + ", ".join(f"`{k} = {globals()[k]!r}`" for k in _names)
-        + ". `None` takes the profile's value. "
-        "To build the page with other values, give them to papermill "
-        "(`-p NAME VALUE`; see the README)."
-    )
-)
+display(Markdown(pages.summary(_params)))
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt

@@ -230,3 +230,12 @@ def test_where_from_counts_stored_and_computed_cells():
                     "this build (quick profile); 20 test and 20 validation trials, 100 test and 100 validation "
                     "trials per cell.")
     assert "trials" not in pages.where_from(records, "Cells", trials=False)
+
+
+def test_the_parameter_line_lists_the_checked_values_in_order():
+    values = pages.parameters({"profile": "quick", "ways": None, "stages": "0, 20"}, ["profile", "ways", "stages"])
+    assert pages.summary(values) == (
+        "**This page's parameters:** `profile = 'quick'`, `ways = None`, `stages = '0, 20'`. `None` takes the "
+        "profile's value. To build the page with other values, give them to papermill "
+        "(`-p NAME VALUE`; see the README)."
+    )
