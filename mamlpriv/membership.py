@@ -35,7 +35,7 @@ from .data import ImageDataset, Task, TaskBatch, TaskSampler, stack_tasks
 from .maml import MAMLConfig, TaskNoise, draw_noise, task_gradients
 from .models import Forward, Params
 from .provenance import write_atomic
-from .scores import EXTRA_SCORES, alternatives, ceiling_scores, pinned_losses
+from .scores import EXTRA_SCORES, ceiling_scores, pinned_losses
 from .seeds import VALIDATION_OFFSET, Stream, derive_seed
 
 GAMES = ("paper", "strict")
@@ -149,6 +149,25 @@ def draw_trials(dataset: ImageDataset, game: GameConfig) -> Trials:
     return Trials(game, tasks, stack_tasks(tasks), task_seeds, members, slots, torch.stack(targets), target_idx)
 
 
+def alternatives(dataset: ImageDataset, trials: Trials) -> torch.Tensor:
+    """The image in each trial's slot in the world the trial is not in ``(T, C, H, W)``:
+    for a non-member trial the task's own image (``x0`` is outside the task); for a member
+    trial an image outside the task drawn as the game draws non-members (of the slot's
+    class in the strict game), from stream :attr:`~mamlpriv.seeds.Stream.CEILING`."""
+    game = trials.game
+    gen = torch.Generator().manual_seed(derive_seed(game.seed, Stream.CEILING))
+    out = []
+    for t, task in enumerate(trials.tasks):
+        j = int(trials.slots[t])
+        own_x, own_y = (getattr(task, f"{game.target}_{k}") for k in ("x", "y"))
+        if not bool(trials.members[t]):
+            out.append(own_x[j])
+            continue
+        cls = task.classes[int(own_y[j])] if game.game == "strict" else None
+        out.append(dataset.images[_non_member(dataset, task, cls, gen)])
+    return torch.stack(out)
+
+
 def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, attack: AttackConfig | None = None,
                  noise: TaskNoise | None = None, extra: Sequence[str] = (),
                  other: torch.Tensor | None = None, reuse: GameResult | None = None) -> GameResult:  # fmt: skip
@@ -158,7 +177,7 @@ def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, a
     :mod:`mamlpriv.scores` on the same trials (:data:`EXTRA_SCORES`): ``"profile"`` (the
     profile likelihood, continuing from the attack's reconstructions) and ``"ceiling"``
     (needs ``other``, the image of each slot in the other world:
-    :func:`mamlpriv.scores.alternatives`). ``reuse``: the result of another game on the same
+    :func:`alternatives`). ``reuse``: the result of another game on the same
     tasks, slots and member targets with the same model, attack and noise (the paper's
     game for the strict one): its member trials are taken as they are and only the others
     are attacked, each from the start it has in a full run (on the CPU every stored member
@@ -231,7 +250,7 @@ def _extra_scores(f: Forward, p: Params, batch: TaskBatch, g: Params, trials: Tr
     for name in extra:
         checks.choice("extra", name, ("profile", "ceiling"))
     if "ceiling" in extra and other is None:
-        raise ValueError("the ceiling score needs other= (mamlpriv.scores.alternatives)")
+        raise ValueError("the ceiling score needs other= (membership.alternatives)")
     device = devices.of(p)
     x0, slots, target = trials.x0.to(device), trials.slots.to(device), trials.game.target
     out: dict[str, torch.Tensor] = {}

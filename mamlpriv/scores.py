@@ -42,11 +42,10 @@ import torch
 
 from . import checks
 from .attacks import CHUNK_IMAGES, AttackConfig, _init_batch, _optimise, chunks, query_objective, support_objective
-from .data import ImageDataset, TaskBatch
+from .data import TaskBatch
 from .maml import MAMLConfig, task_gradients
 from .metrics import flat_rows
 from .models import Forward, Params
-from .seeds import Stream, derive_seed
 
 # Scores a membership game can add beside SSIM (membership.score_trials); "combined" is
 # z(SSIM) + z(profile) with the means and spreads of the validation trials.
@@ -72,34 +71,6 @@ def ceiling_statistic(
     return s
 
 
-def _other_image(dataset: ImageDataset, used: set[int], cls: int | None, gen: torch.Generator) -> int:
-    pool = dataset.class_indices()[cls] if cls is not None else torch.arange(len(dataset))
-    while True:
-        i = int(pool[torch.randint(pool.numel(), (), generator=gen)])
-        if i not in used:
-            return i
-
-
-def alternatives(dataset: ImageDataset, trials) -> torch.Tensor:
-    """The image in each trial's slot in the world the trial is not in ``(T, C, H, W)``:
-    for a non-member trial the task's own image (``x0`` is outside the task); for a member
-    trial an image outside the task drawn as the game draws non-members (of the slot's
-    class in the strict game), from stream :attr:`~mamlpriv.seeds.Stream.CEILING`."""
-    game = trials.game
-    gen = torch.Generator().manual_seed(derive_seed(game.seed, Stream.CEILING))
-    out = []
-    for t, task in enumerate(trials.tasks):
-        j = int(trials.slots[t])
-        own_x, own_y, own_idx = (getattr(task, f"{game.target}_{k}") for k in ("x", "y", "idx"))
-        if not bool(trials.members[t]):
-            out.append(own_x[j])
-            continue
-        used = set(task.support_idx.tolist()) | set(task.query_idx.tolist())
-        cls = task.classes[int(own_y[j])] if game.game == "strict" else None
-        out.append(dataset.images[_other_image(dataset, used, cls, gen)])
-    return torch.stack(out)
-
-
 def _with_slot(batch: TaskBatch, target: str, slot: torch.Tensor, images: torch.Tensor) -> TaskBatch:
     """``batch`` with ``images[t]`` in slot ``slot[t]`` of the ``target`` set of task ``t``."""
     x = getattr(batch, f"{target}_x").clone()
@@ -115,7 +86,7 @@ def ceiling_scores(
 ) -> torch.Tensor:  # fmt: skip
     """:func:`ceiling_statistic` of the released gradients ``g`` (entries ``(T, ...)``)
     against the noise-free task gradients of the two worlds: ``x0`` (member) or ``other``
-    (non-member, :func:`alternatives`) in slot ``slot`` of the ``target`` set."""
+    (non-member, :func:`mamlpriv.membership.alternatives`) in slot ``slot`` of the ``target`` set."""
     checks.choice("target", target, ("query", "support"))
     p = {k: v.detach() for k, v in params.items()}
     g_in = flat_rows(task_gradients(f, p, _with_slot(batch, target, slot, x0), maml)[0])

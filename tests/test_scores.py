@@ -13,12 +13,11 @@ from torch.func import grad, vmap
 from mamlpriv.attacks import AttackConfig
 from mamlpriv.data import TaskBatch
 from mamlpriv.maml import MAMLConfig, task_gradients
-from mamlpriv.membership import GameConfig, draw_trials
+from mamlpriv.membership import GameConfig, alternatives, draw_trials
 from mamlpriv.metrics import roc_auc
 from mamlpriv.models import MLP, forward, init_params
 from mamlpriv.scores import (
     GaussianFit,
-    alternatives,
     ceiling_scores,
     ceiling_statistic,
     fit_gaussians,
