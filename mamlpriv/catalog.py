@@ -13,6 +13,8 @@ stages=(0, 300))`` is the stage sweep on Fashion-MNIST 5-way tasks.
   untrained :data:`~mamlpriv.models.ATTACK_NET`; the support attack on that network
   meta-trained on the task shape of the cell, at the stage with the best validation AUC.
 - ``tables-3-4``: attack runtime against iterations and data size (one process).
+- ``stronger-tests``: Tables I-II's cells scored by the ceiling and the stronger tests
+  of :mod:`mamlpriv.scores` beside SSIM.
 - ``ways-shots``, ``training-stages``: Figures 5-6 (with Tables I-II's cells) and 7-8.
 - ``first-order``, ``inner-loop``: first-order MAML; inner learning rate and steps.
 - ``defence-attacks``, ``defence-learning``: Figures 9-12 and the Gaussian mechanism.
@@ -33,6 +35,7 @@ from .cells import DATASETS, LearningCell, MembershipCell, RuntimeCell
 from .defenses import LOCATIONS, Defence, GaussianMechanismSpec, RawNoise
 from .maml import MAMLConfig
 from .runner import PROFILES, Experiment
+from .scores import EXTRA_SCORES
 
 # The knobs of the experiment functions; None takes the profile's value.
 Names = Sequence[str] | None  # data sets
@@ -227,6 +230,18 @@ def tables_1_2(
     return Experiment("tables-1-2", _shape_cells(p, _knob("datasets", datasets, DATASETS), _knob("grid", grid, p.grid)))
 
 
+def stronger_tests(
+    name: str, datasets: Names = None, grid: Shapes = None, trials: Count = None, validation: Count = None
+) -> Experiment:
+    """Tables I-II's cells (same trials, stages and attack) scored by the tests beyond
+    SSIM too (:data:`~mamlpriv.scores.EXTRA_SCORES`): the ceiling, the profile likelihood
+    and SSIM and profile combined; the best practical one is chosen on validation trials."""
+    p = _sized(profile(name), trials, validation, None)
+    shapes = _knob("grid", grid, p.grid)
+    cells = _shape_cells(p, _knob("datasets", datasets, DATASETS), shapes, scores=EXTRA_SCORES)
+    return Experiment("stronger-tests", cells)
+
+
 def ways_shots(
     name: str, datasets: Names = None, shapes: Shapes = None, trials: Count = None, validation: Count = None
 ) -> Experiment:
@@ -378,6 +393,7 @@ def tables_3_4(
 EXPERIMENTS: dict[str, Callable[..., Experiment]] = {
     "tables-1-2": tables_1_2,
     "tables-3-4": tables_3_4,
+    "stronger-tests": stronger_tests,
     "ways-shots": ways_shots,
     "training-stages": training_stages,
     "first-order": first_order,

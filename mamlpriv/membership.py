@@ -357,8 +357,12 @@ def _evaluate(f: Forward, snapshots: dict[int, Params], dataset: ImageDataset, g
             other = alternatives(dataset, trials) if "ceiling" in wanted else None
             done.append(add_scores(f, snapshots[stage], trials, res, maml, attacks[a], noise, wanted, other))
         chosen, test = done
-        summary = _score_summary(chosen, test, extra)
+        summary, combined = _score_summary(chosen, test, extra)
         out["scores"], out["best_test"] = summary, best_test(summary)
+        if combined is not None:  # the per-trial combined score, beside the raw ones
+            test = dataclasses.replace(
+                test, records=[dict(r, score_combined=float(c)) for r, c in zip(test.records, combined)]
+            )
     out["records"] = [dict(r, prediction=bool(r["score"] > threshold)) for r in test.records]
     return out, chosen, test
 
@@ -399,8 +403,10 @@ def best_test(summary: dict[str, dict[str, float]]) -> str:
     return max(names, key=lambda n: (summary[n]["validation_auc"], -names.index(n)))
 
 
-def _score_summary(val: GameResult, test: GameResult, extra: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Test AUC, TPR at 1% and 0.1% FPR and validation AUC of SSIM and each ``extra`` score."""
+def _score_summary(val: GameResult, test: GameResult,
+                   extra: Sequence[str]) -> tuple[dict[str, dict[str, float]], torch.Tensor | None]:  # fmt: skip
+    """Test AUC, TPR at 1% and 0.1% FPR and validation AUC of SSIM and each ``extra``
+    score, and the combined score of each test trial (None unless ``extra`` asks for it)."""
     from .metrics import roc_auc, tpr_at_fpr
 
     def z(s: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -410,7 +416,7 @@ def _score_summary(val: GameResult, test: GameResult, extra: Sequence[str]) -> d
     if "combined" in extra:
         (vs, ts), (vp, tp) = pairs["ssim"], pairs["profile"]
         pairs["combined"] = (z(vs, vs) + z(vp, vp), z(ts, vs) + z(tp, vp))
-    return {
+    summary = {
         name: {
             "auc": roc_auc(t, test.members),
             "tpr_at_1pct_fpr": tpr_at_fpr(t, test.members, 0.01),
@@ -420,6 +426,7 @@ def _score_summary(val: GameResult, test: GameResult, extra: Sequence[str]) -> d
         for name, (v, t) in pairs.items()
         if name == "ssim" or name in extra
     }
+    return summary, (pairs["combined"][1] if "combined" in extra else None)
 
 
 def evaluate_stages(

@@ -45,6 +45,7 @@ def _defence(c: MembershipCell | LearningCell) -> tuple:
 POINT_KEYS: dict[str, Callable[[Any], tuple]] = {
     "tables-1-2": lambda c: _membership(c).shape,
     "tables-3-4": lambda c: (_runtime(c).target, _runtime(c).iterations, _runtime(c).size),
+    "stronger-tests": lambda c: _membership(c).shape,
     "ways-shots": lambda c: _membership(c).shape,
     "training-stages": lambda c: (*_membership(c).shape, _membership(c).stages),
     "first-order": lambda c: _membership(c).shape,

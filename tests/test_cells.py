@@ -15,6 +15,7 @@ from mamlpriv.attacks import AttackConfig
 from mamlpriv.cells import RUNTIME_SHAPES, LearningCell, MembershipCell, RuntimeCell
 from mamlpriv.defenses import GaussianMechanismSpec, RawNoise
 from mamlpriv.maml import MAMLConfig
+from mamlpriv.metrics import roc_auc
 from mamlpriv.models import ATTACK_NET, NetConfig
 from mamlpriv.runner import cell_id
 
@@ -219,7 +220,10 @@ def test_extra_scores_ride_on_the_same_trials_and_leave_ssim_unchanged(mnist_tes
     assert set(b["scores"]) == {"ssim", "profile", "ceiling", "combined"}
     assert b["scores"]["ceiling"]["auc"] == 1.0  # noise-free, both worlds known: perfect
     assert b["best_test"] in ("ssim", "profile", "combined")
-    assert all({"score_profile", "score_ceiling"} <= set(r) for r in b["records"])
+    assert all({"score_profile", "score_ceiling", "score_combined"} <= set(r) for r in b["records"])
+    combined = torch.tensor([r["score_combined"] for r in b["records"]])
+    members = torch.tensor([r["member"] for r in b["records"]])
+    assert roc_auc(combined, members) == pytest.approx(b["scores"]["combined"]["auc"])
     with pytest.raises(ValueError, match="'combined' needs 'profile'"):
         replace(base, scores=("combined",))
     with pytest.raises(ValueError, match="scores"):
