@@ -19,6 +19,9 @@ stages=(0, 300))`` is the stage sweep on Fashion-MNIST 5-way tasks.
 - ``first-order``, ``inner-loop``: first-order MAML; inner learning rate and steps.
 - ``defence-attacks``, ``defence-learning``: Figures 9-12 and the Gaussian mechanism.
 - ``game-control``: both attacks and games against a gradient drowned in noise.
+- ``audit``: the worst-case distinguisher of every defence level, on many trials.
+- ``aggregation``: both attacks against sums of task gradients; learning under the
+  Gaussian mechanism with the noise per task and once per meta-batch.
 
 ``python -m mamlpriv run --profile paper`` runs them all (resumably) into
 ``results/<profile>/``; the book's chapters read them back through :mod:`mamlpriv.pages`.
@@ -31,7 +34,7 @@ from dataclasses import dataclass, replace
 
 from . import checks
 from .attacks import TARGETS, attack_for
-from .cells import DATASETS, LearningCell, MembershipCell, RuntimeCell
+from .cells import DATASETS, META_BATCH, AuditCell, LearningCell, MembershipCell, RuntimeCell
 from .defenses import LOCATIONS, Defence, GaussianMechanismSpec, RawNoise
 from .maml import MAMLConfig
 from .runner import PROFILES, Experiment
@@ -70,7 +73,9 @@ class Profile:
     ``inner_steps``. Defences: ``defence_datasets``, image-noise levels ``data_noise``,
     gradient-noise levels ``grad_noise``, ``dp_sigmas``, ``baseline_seeds``. The MAML and
     anatomy chapters: ``maml_iterations``, ``maml_epoch``, ``maml_eval_tasks``,
-    ``analysis_tasks``, ``sweep_lrs``, ``sweep_steps``."""
+    ``analysis_tasks``, ``sweep_lrs``, ``sweep_steps``. The audit: ``audit_trials`` per
+    defence level, ``aggregates`` (task gradients summed), ``audit_seeds`` of the noisy
+    learning runs."""
 
     name: str
     trials: int
@@ -98,6 +103,9 @@ class Profile:
     analysis_tasks: int
     sweep_lrs: tuple[float, ...]
     sweep_steps: tuple[int, ...]
+    audit_trials: int
+    aggregates: tuple[int, ...]
+    audit_seeds: tuple[int, ...]
 
     def __post_init__(self) -> None:
         checks.choice("name", self.name, PROFILES)
@@ -136,6 +144,9 @@ PROFILE_SETTINGS = {
         analysis_tasks=16,
         sweep_lrs=(0.05, 0.1, 0.2, 0.4, 0.8),
         sweep_steps=(1, 2),
+        audit_trials=200,
+        aggregates=(1, 4),
+        audit_seeds=(0,),
     ),
     "paper": Profile(
         name="paper",
@@ -164,6 +175,9 @@ PROFILE_SETTINGS = {
         analysis_tasks=200,
         sweep_lrs=(0.01, 0.05, 0.1, 0.2, 0.4, 0.8),
         sweep_steps=(1, 2, 3, 5),
+        audit_trials=1000,
+        aggregates=(1, 2, 4, 8),
+        audit_seeds=(0, 1, 2),
     ),
 }
 
@@ -377,6 +391,53 @@ def defence_learning(name: str, datasets: Names = None, baseline_seeds: Counts =
     return Experiment("defence-learning", tuple(cells))
 
 
+def audit(name: str, datasets: Names = None, trials: Count = None, **levels: Levels) -> Experiment:
+    """The worst-case distinguisher (the ceiling, :class:`~mamlpriv.cells.AuditCell`) of
+    each attacked set against every defence level of :func:`defence_attacks` and no
+    defence, 3-way 1-shot, on ``trials`` trials (the profile's ``audit_trials``)."""
+    p = profile(name)
+    n = _knob("trials", trials, p.audit_trials)
+    cells = [
+        AuditCell(d, t, 3, 1, n, 0, MAMLConfig(INNER_LR), p.train_iterations, _attack_stage(t)[0], spec)
+        for d in (_knob("datasets", datasets, p.defence_datasets))
+        for spec in (None, *defences(p, **levels))
+        for t in TARGETS
+    ]
+    return Experiment("audit", tuple(cells))
+
+
+def aggregation(name: str, datasets: Names = None, aggregates: Counts = None, seeds: Counts = None,
+                dp_sigmas: Levels = None, trials: Count = None, validation: Count = None) -> Experiment:  # fmt: skip
+    """Secure aggregation. Attack side: both attacks (paper's game, 3-way 1-shot, with the
+    tests of :data:`~mamlpriv.scores.EXTRA_SCORES`) against the sum of m task gradients,
+    m in ``aggregates``. Learning side: meta-training under the Gaussian mechanism at
+    each of ``dp_sigmas`` with the noise added to each task gradient and once to the
+    meta-batch's sum (``shares``), from each of ``seeds``, beside noise-free runs."""
+    p = _sized(profile(name), trials, validation, None)
+    datasets = _knob("datasets", datasets, p.defence_datasets)
+    cells: list = [
+        membership(p, d, t, 3, 1, stages=_attack_stage(t), games=("paper",), aggregate=m, scores=EXTRA_SCORES)
+        for d in datasets
+        for m in (_knob("aggregates", aggregates, p.aggregates))
+        for t in TARGETS
+    ]
+    seeds = _knob("seeds", seeds, p.audit_seeds)
+    sigmas = [
+        float(v) for v in (_knob("dp_sigmas", dp_sigmas, p.dp_sigmas)) if v > 0
+    ]  # 0: clipping alone, no noise to share
+    for d in datasets:
+        cells += [LearningCell(d, 3, 1, s, MAMLConfig(INNER_LR), p.train_iterations) for s in seeds]
+        cells += [
+            LearningCell(
+                d, 3, 1, s, MAMLConfig(INNER_LR), p.train_iterations, GaussianMechanismSpec(DP_CLIP, v, shares)
+            )
+            for v in sigmas
+            for shares in (1, META_BATCH)
+            for s in seeds
+        ]
+    return Experiment("aggregation", tuple(cells))
+
+
 def tables_3_4(
     name: str, iterations: Sequence[int] | None = None, sizes: Sequence[int] | None = None, trials: int | None = None
 ) -> Experiment:
@@ -401,6 +462,8 @@ EXPERIMENTS: dict[str, Callable[..., Experiment]] = {
     "defence-attacks": defence_attacks,
     "defence-learning": defence_learning,
     "game-control": game_control,
+    "audit": audit,
+    "aggregation": aggregation,
 }
 
 

@@ -58,7 +58,7 @@ def _check_keys(kind: str, config: dict, required: tuple[str, ...], optional: tu
         raise ValueError(f"{kind} config: missing keys {missing}, unknown keys {unknown}")
 
 
-def _train(cell: MembershipCell | LearningCell, eval_tasks: int, noise: TaskNoise | None = None):
+def _train(cell: MembershipCell | LearningCell | AuditCell, eval_tasks: int, noise: TaskNoise | None = None):
     """Meta-train ``cell.net`` on the cell's data set and task shape with its inner loop,
     seed and length (cached in :func:`runs_dir`); returns the run's ``TrainResult``."""
     from .training import TrainConfig, meta_train, run_folder
@@ -70,6 +70,15 @@ def _train(cell: MembershipCell | LearningCell, eval_tasks: int, noise: TaskNois
         eval_tasks=eval_tasks, **extra,
     )  # fmt: skip
     return meta_train(tc, out_dir=run_folder(runs_dir(), tc), progress=False)
+
+
+def _check_run(cell: Any) -> None:
+    """The fields every cell that meta-trains shares: data set, task shape, seed, length."""
+    checks.choice("dataset", cell.dataset, DATASETS)
+    checks.integer("ways", cell.ways, 2)
+    checks.integer("shots", cell.shots, 1)
+    checks.integer("seed", cell.seed, 0)
+    checks.integer("train_iterations", cell.train_iterations, 1)
 
 
 def _maml_of(c: dict) -> MAMLConfig:
@@ -93,7 +102,9 @@ class MembershipCell:
     validation trials (else ``attack``); ``learning`` meta-trains even for stage 0 to
     report each stage's learning accuracy; ``noise`` perturbs the real task gradients (a
     defence; the attacked model is trained without it); ``scores`` adds membership tests
-    beyond SSIM on the same trials (:data:`mamlpriv.scores.EXTRA_SCORES`)."""
+    beyond SSIM on the same trials (:data:`mamlpriv.scores.EXTRA_SCORES`); ``aggregate`` =
+    m > 1 shows the adversary only the sum of each trial's task gradient and those of
+    m - 1 other tasks (secure aggregation; no defence with it)."""
 
     dataset: str
     target: str
@@ -112,6 +123,7 @@ class MembershipCell:
     noise: Defence | None = None
     net: NetConfig = ATTACK_NET
     scores: tuple[str, ...] = ()
+    aggregate: int = 1
 
     kind: ClassVar[str] = "membership"
     _REQUIRED: ClassVar[tuple[str, ...]] = (
@@ -136,17 +148,14 @@ class MembershipCell:
         "noise",
         "net",
         "scores",
+        "aggregate",
     )
 
     def __post_init__(self) -> None:
-        checks.choice("dataset", self.dataset, DATASETS)
+        _check_run(self)
         checks.choice("target", self.target, TARGETS)
-        checks.integer("ways", self.ways, 2)
-        checks.integer("shots", self.shots, 1)
         if checks.integer("trials", self.trials, 2) % 2 or checks.integer("validation", self.validation, 2) % 2:
             raise ValueError(f"trials and validation must be even, got {self.trials} and {self.validation}")
-        checks.integer("seed", self.seed, 0)
-        checks.integer("train_iterations", self.train_iterations, 1)
         if not self.stages:
             raise ValueError("stages must hold at least one meta-iteration")
         for st in self.stages:
@@ -167,6 +176,9 @@ class MembershipCell:
             checks.choice("scores", name, EXTRA_SCORES)
         if "combined" in self.scores and "profile" not in self.scores:
             raise ValueError("scores: 'combined' needs 'profile' too")
+        checks.integer("aggregate", self.aggregate, 1)
+        if self.aggregate > 1 and self.noise is not None:
+            raise ValueError(f"aggregate={self.aggregate} cannot be combined with a defence (noise={self.noise})")
         object.__setattr__(self, "scores", tuple(self.scores))
         object.__setattr__(self, "stages", tuple(int(s) for s in self.stages))
         object.__setattr__(self, "attacks", tuple(self.attacks))
@@ -208,6 +220,8 @@ class MembershipCell:
             d["net"] = asdict(self.net)
         if self.scores:
             d["scores"] = list(self.scores)
+        if self.aggregate != 1:
+            d["aggregate"] = self.aggregate
         return d
 
     @classmethod
@@ -219,6 +233,7 @@ class MembershipCell:
             attack=AttackConfig(**c["attack"]), attacks=tuple(AttackConfig(**a) for a in c.get("attacks", ())),
             learning=c.get("learning", False), games=tuple(c.get("games", GAMES)),
             noise=defence_from_json(c.get("noise")), scores=tuple(c.get("scores", ())),
+            aggregate=c.get("aggregate", 1),
         )  # fmt: skip
 
     def snapshots(self) -> tuple[dict[int, Params], list[dict]]:
@@ -242,7 +257,10 @@ class MembershipCell:
         f = forward(self.net.build(self.ways))
         noise = self.noise.task_noise() if self.noise is not None else None
         snapshots, history = self.snapshots()
-        games = [GameConfig(self.target, game, self.ways, self.shots, self.trials, self.seed) for game in self.games]
+        games = [
+            GameConfig(self.target, game, self.ways, self.shots, self.trials, self.seed, self.aggregate)
+            for game in self.games
+        ]
         out: dict[str, Any] = evaluate_games(
             f, snapshots, data, games, self.maml, self.attack, self.attacks, self.validation, noise, self.scores
         )
@@ -289,11 +307,7 @@ class LearningCell:
     kind: ClassVar[str] = "learning"
 
     def __post_init__(self) -> None:
-        checks.choice("dataset", self.dataset, DATASETS)
-        checks.integer("ways", self.ways, 2)
-        checks.integer("shots", self.shots, 1)
-        checks.integer("seed", self.seed, 0)
-        checks.integer("train_iterations", self.train_iterations, 1)
+        _check_run(self)
 
     def to_config(self) -> dict[str, Any]:
         d = {
@@ -400,8 +414,104 @@ class RuntimeCell:
         return out
 
 
-Cell = MembershipCell | LearningCell | RuntimeCell
-KINDS: dict[str, type] = {c.kind: c for c in (MembershipCell, LearningCell, RuntimeCell)}
+# The audit's lower bound on epsilon: at this delta, one-sided intervals of this level
+AUDIT_DELTA, AUDIT_ALPHA = DP_DELTA, 0.05
+
+
+@dataclass(frozen=True)
+class AuditCell:
+    """The worst-case distinguisher against one defence: the ceiling statistic
+    (:func:`mamlpriv.scores.ceiling_scores`, the adversary given both candidate images
+    and the rest of the task) on ``trials`` trials of the paper's game against the
+    ``target`` set of ``ways``-way ``shots``-shot tasks from ``dataset``'s test split,
+    the task gradients released under ``noise`` by ``net`` at meta-iteration ``stage``
+    of ``train_iterations`` of noise-free meta-training (0: the untrained network).
+    Under gradient noise (the validation-gradient location, the Gaussian mechanism with
+    its clip) the statistic is the exact log-likelihood ratio of the two worlds. No
+    attack is run, so the trials can be many: the empirical lower bound on epsilon it
+    yields (:func:`mamlpriv.audit.empirical_epsilon`) can only be as large as about
+    ``log(trials / 2 / 3)``."""
+
+    dataset: str
+    target: str
+    ways: int
+    shots: int
+    trials: int
+    seed: int
+    maml: MAMLConfig
+    train_iterations: int
+    stage: int
+    noise: Defence | None = None
+    net: NetConfig = ATTACK_NET
+
+    kind: ClassVar[str] = "audit"
+
+    def __post_init__(self) -> None:
+        _check_run(self)
+        checks.choice("target", self.target, TARGETS)
+        if checks.integer("trials", self.trials, 2) % 2:
+            raise ValueError(f"trials must be even, got {self.trials}")
+        checks.integer("stage", self.stage, 0, self.train_iterations)
+        if self.stage % EPOCH_ITERATIONS and self.stage != self.train_iterations:
+            raise ValueError(f"stage must be a multiple of {EPOCH_ITERATIONS} or train_iterations, got {self.stage}")
+
+    def to_config(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "audit": True, "dataset": self.dataset, "target": self.target, "ways": self.ways,
+            "shots": self.shots, "trials": self.trials, "seed": self.seed, "inner_lr": self.maml.inner_lr,
+            "train_iterations": self.train_iterations, "stage": self.stage,
+            "noise": self.noise.to_json() if self.noise is not None else None,
+        }  # fmt: skip
+        if self.maml != MAMLConfig(self.maml.inner_lr):
+            d.update(inner_steps=self.maml.inner_steps, first_order=self.maml.first_order)
+        if self.net != ATTACK_NET:
+            d["net"] = asdict(self.net)
+        return d
+
+    @classmethod
+    def from_config(cls, c: dict) -> AuditCell:
+        plain = ("dataset", "target", "ways", "shots", "trials", "seed", "train_iterations", "stage")
+        _check_keys("audit cell", c, ("audit", *plain, "inner_lr", "noise"), ("inner_steps", "first_order", "net"))
+        return cls(**{k: c[k] for k in plain}, maml=_maml_of(c), noise=defence_from_json(c["noise"]), net=_net_of(c))
+
+    def compute(self) -> dict:
+        """``auc``, ``tpr_at_1pct_fpr``, ``tpr_at_0.1pct_fpr``, ``empirical`` (the lower
+        bound on epsilon and where it was found) and the per-trial ``scores`` and
+        ``members`` (for the ROC)."""
+        from .audit import empirical_epsilon
+        from .data import load_dataset
+        from .membership import GameConfig, _released, alternatives, draw_trials
+        from .metrics import roc_auc, tpr_at_fpr
+        from .models import forward
+        from .scores import ceiling_scores
+
+        data = load_dataset(self.dataset, "test")
+        f = forward(self.net.build(self.ways))
+        if self.stage == 0:
+            params = devices.move(init_params(self.net.build(self.ways), seed=self.seed), devices.resolve())
+        else:
+            params = _train(self, eval_tasks=100).snapshots[self.stage]
+        trials = draw_trials(data, GameConfig(self.target, "paper", self.ways, self.shots, self.trials, self.seed))
+        tn = self.noise.task_noise() if self.noise is not None else None
+        p, batch, g = _released(f, params, trials, self.maml, tn)
+        dev = devices.of(p)
+        other = alternatives(data, trials).to(dev)
+        x0, slots = trials.x0.to(dev), trials.slots.to(dev)
+        s = ceiling_scores(f, p, g, batch, self.target, x0, other, slots, self.maml,
+                           clip=tn.clip if tn is not None else None).cpu()  # fmt: skip
+        m = trials.members
+        return {
+            "auc": roc_auc(s, m),
+            "tpr_at_1pct_fpr": tpr_at_fpr(s, m, 0.01),
+            "tpr_at_0.1pct_fpr": tpr_at_fpr(s, m, 0.001),
+            "empirical": empirical_epsilon(s, m, delta=AUDIT_DELTA, alpha=AUDIT_ALPHA),
+            "scores": [float(f"{v:.7g}") for v in s.tolist()],
+            "members": m.tolist(),
+        }
+
+
+Cell = MembershipCell | LearningCell | RuntimeCell | AuditCell
+KINDS: dict[str, type] = {c.kind: c for c in (MembershipCell, LearningCell, RuntimeCell, AuditCell)}
 
 
 def from_config(config: dict) -> Cell:
@@ -410,6 +520,8 @@ def from_config(config: dict) -> Cell:
         raise TypeError(f"a cell config must be a dict, got {type(config).__name__}")
     if "size" in config:
         return RuntimeCell.from_config(config)
+    if "audit" in config:
+        return AuditCell.from_config(config)
     if "target" in config:
         return MembershipCell.from_config(config)
     return LearningCell.from_config(config)
@@ -421,6 +533,7 @@ def shape_key(config: dict) -> tuple[str, str, int, int]:
 
 
 __all__ = [
+    "AuditCell",
     "Cell",
     "LearningCell",
     "MembershipCell",

@@ -44,7 +44,9 @@ GAMES = ("paper", "strict")
 @dataclass(frozen=True)
 class GameConfig:
     """One membership game: ``trials`` trials (even) against the ``target`` set of
-    ``ways``-way ``shots``-shot tasks, seeded by ``seed``."""
+    ``ways``-way ``shots``-shot tasks, seeded by ``seed``. ``aggregate`` = m > 1: the
+    adversary sees only the sum of the trial's task gradient and those of m - 1 other
+    tasks it does not know (secure aggregation of a meta-batch)."""
 
     target: str = "query"  # which set is attacked
     game: str = "paper"
@@ -52,6 +54,7 @@ class GameConfig:
     shots: int = 1
     trials: int = 40
     seed: int = 0
+    aggregate: int = 1
 
     def __post_init__(self) -> None:
         checks.choice("target", self.target, TARGETS)
@@ -61,19 +64,21 @@ class GameConfig:
         checks.integer("seed", self.seed, 0)
         if checks.integer("trials", self.trials, 2) % 2:
             raise ValueError(f"trials must be an even integer >= 2, got {self.trials!r}")
-        for name in ("ways", "shots", "trials", "seed"):
+        checks.integer("aggregate", self.aggregate, 1)
+        for name in ("ways", "shots", "trials", "seed", "aggregate"):
             object.__setattr__(self, name, int(getattr(self, name)))
 
     def validation(self, trials: int) -> GameConfig:
         """The same game on ``trials`` validation trials: other seeds, never the test tasks."""
-        return GameConfig(self.target, self.game, self.ways, self.shots, trials, self.seed + VALIDATION_OFFSET)
+        return dataclasses.replace(self, trials=trials, seed=self.seed + VALIDATION_OFFSET)
 
 
 @dataclass(frozen=True)
 class Trials:
     """The drawn trials of one ``game``: ``tasks`` (their ``batch``), ``task_seeds``, which
     are ``members`` ``(T,)``, the tested ``slots`` ``(T,)``, the targets ``x0``
-    ``(T, C, H, W)`` and their dataset indices ``target_idx``."""
+    ``(T, C, H, W)`` and their dataset indices ``target_idx``; under aggregation the
+    ``others`` summed with each trial's task (``T * (m - 1)`` tasks, trial by trial)."""
 
     game: GameConfig
     tasks: list[Task]
@@ -83,6 +88,7 @@ class Trials:
     slots: torch.Tensor
     x0: torch.Tensor
     target_idx: list[int]
+    others: TaskBatch | None = None
 
 
 @dataclass
@@ -146,7 +152,15 @@ def draw_trials(dataset: ImageDataset, game: GameConfig) -> Trials:
             x0 = dataset.images[idx]
         targets.append(x0)
         target_idx.append(idx)
-    return Trials(game, tasks, stack_tasks(tasks), task_seeds, members, slots, torch.stack(targets), target_idx)
+    others = None
+    if game.aggregate > 1:
+        seeds = [
+            derive_seed(game.seed, Stream.AGGREGATE, t, k)
+            for t in range(game.trials)
+            for k in range(game.aggregate - 1)
+        ]
+        others = stack_tasks([sampler.sample(s) for s in seeds])
+    return Trials(game, tasks, stack_tasks(tasks), task_seeds, members, slots, torch.stack(targets), target_idx, others)
 
 
 def alternatives(dataset: ImageDataset, trials: Trials) -> torch.Tensor:
@@ -231,17 +245,32 @@ def _check_reusable(reuse: GameResult, trials: Trials) -> None:
 
 def _released(f: Forward, params: Params, trials: Trials, maml: MAMLConfig,
               noise: TaskNoise | None) -> tuple[Params, TaskBatch, Params]:  # fmt: skip
-    """The model's parameters, the trials' tasks (on its device) and their real shared
-    gradients (``noise`` drawn from stream ``GAME_NOISE``)."""
+    """The model's parameters, the trials' tasks (on its device) and the gradients the
+    adversary sees: each task's real shared gradient (``noise`` drawn from stream
+    ``GAME_NOISE``), plus, under aggregation, those of the trial's other tasks."""
     p = {k: v.detach() for k, v in params.items()}
     batch = trials.batch.to(devices.of(p))  # the trials are drawn on the CPU and follow the model's device
     draw = None
     if noise is not None and noise.active:
+        if trials.others is not None:
+            raise ValueError("aggregation with a defence is not supported: give aggregate=1 or no noise")
         ngen = torch.Generator().manual_seed(derive_seed(trials.game.seed, Stream.GAME_NOISE))
         draw = draw_noise(
             noise, p, batch.support_x.shape[1:], batch.query_x.shape[1:], maml.inner_steps, ngen, tasks=len(batch)
         )
-    return p, batch, task_gradients(f, p, batch, maml, draw)[0]
+    g = task_gradients(f, p, batch, maml, draw)[0]
+    rest = _others_sum(f, p, trials, maml)
+    return p, batch, g if rest is None else {k: g[k] + rest[k] for k in g}
+
+
+def _others_sum(f: Forward, p: Params, trials: Trials, maml: MAMLConfig) -> Params | None:
+    """Per trial, the sum of the gradients of its ``m - 1`` other tasks (entries ``(T, ...)``);
+    None without aggregation."""
+    if trials.others is None:
+        return None
+    from .audit import aggregate
+
+    return aggregate(task_gradients(f, p, trials.others.to(devices.of(p)), maml)[0], trials.game.aggregate - 1)
 
 
 def _extra_scores(f: Forward, p: Params, batch: TaskBatch, g: Params, trials: Trials, reconstruction: torch.Tensor,
@@ -259,7 +288,9 @@ def _extra_scores(f: Forward, p: Params, batch: TaskBatch, g: Params, trials: Tr
         out["profile"] = final_loss.to(torch.float64).cpu() - pinned.cpu()
     if "ceiling" in extra:
         assert other is not None
-        out["ceiling"] = ceiling_scores(f, p, g, batch, target, x0, other.to(device), slots, maml).cpu()
+        rest = _others_sum(f, p, trials, maml)  # the ceiling's adversary knows the other tasks too
+        own = g if rest is None else {k: g[k] - rest[k] for k in g}
+        out["ceiling"] = ceiling_scores(f, p, own, batch, target, x0, other.to(device), slots, maml).cpu()
     return out
 
 

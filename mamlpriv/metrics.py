@@ -193,3 +193,20 @@ def auc_diff_ci95(
         diffs.append(roc_auc(sa[ia], ya[ia]) - roc_auc(sb[ib], yb[ib]))
     lo, hi = np.percentile(diffs, [2.5, 97.5])
     return roc_auc(sa, ya) - roc_auc(sb, yb), float(lo), float(hi)
+
+
+def paired_auc_diff_ci95(scores_a, scores_b, labels, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """AUC(a) - AUC(b) for two scores of the *same* trials (two tests of one game), with
+    the percentile 95% interval of a paired bootstrap: each resample draws trials
+    (members and non-members separately) once and scores both tests on them, so the
+    trials' shared luck cancels. Returns ``(difference, low, high)``."""
+    sa, y = _as_arrays(scores_a, labels)
+    sb, _ = _as_arrays(scores_b, labels)  # one label per trial: both tests score the same trials
+    checks.integer("n_boot", n_boot, lo=1)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        idx = _stratified_resample(y, rng)
+        diffs.append(roc_auc(sa[idx], y[idx]) - roc_auc(sb[idx], y[idx]))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return roc_auc(sa, y) - roc_auc(sb, y), float(lo), float(hi)

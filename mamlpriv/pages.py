@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from . import catalog
-from .cells import Cell, LearningCell, MembershipCell, RuntimeCell
+from .cells import AuditCell, Cell, LearningCell, MembershipCell, RuntimeCell
 from .runner import PROFILES, Experiment, load, run
 
 
@@ -37,7 +37,7 @@ def _runtime(c: Cell) -> RuntimeCell:
     return c
 
 
-def _defence(c: MembershipCell | LearningCell) -> tuple:
+def _defence(c: MembershipCell | LearningCell | AuditCell) -> tuple:
     return (c.noise.label, c.noise.level) if c.noise is not None else ("none", 0.0)
 
 
@@ -53,6 +53,12 @@ POINT_KEYS: dict[str, Callable[[Any], tuple]] = {
     "defence-attacks": lambda c: (*_membership(c).shape, _defence(_membership(c))),
     "defence-learning": lambda c: (_learning(c).dataset, _learning(c).seed, _defence(_learning(c))),
     "game-control": lambda c: _membership(c).shape,
+    "audit": lambda c: (c.dataset, c.target, _defence(c)),
+    "aggregation": lambda c: (
+        ("attack", *c.shape, c.aggregate)
+        if isinstance(c, MembershipCell)
+        else ("learning", c.dataset, c.seed, _defence(c))
+    ),
 }
 
 

@@ -409,3 +409,73 @@ def stage_curves(rows: Sequence[Mapping], attack: str):
     fig.legend(handles + h2, labels + l2, loc="upper center", ncol=4, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig
+
+
+# ----- stronger membership tests ---------------------------------------------------------------
+
+# one colour per membership test (the paper's SSIM in its attack's colour on each page)
+TEST_STYLES = {
+    "ssim": dict(color="#555555", marker="o"),
+    "profile": dict(color="#1f77b4", marker="s"),
+    "combined": dict(color="#ff7f0e", marker="^"),
+    "ceiling": dict(color="black", marker="x"),
+}
+
+
+def roc_loglog(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], ax: Axes | None = None,
+               title: str | None = None, labels: Mapping[str, str] | None = None) -> Axes:  # fmt: skip
+    """ROC curves ``{test: (fpr, tpr)}`` on log-log axes (the low-FPR corner, where a
+    membership test is judged), with the chance line; FPR 0 points sit at the axis'
+    left edge, half of the smallest nonzero FPR."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 3.6))
+    floor = min((f for fpr, _ in curves.values() for f in fpr if f > 0), default=0.01) / 2
+    for test, (fpr, tpr) in curves.items():
+        style = TEST_STYLES.get(test, {})
+        xs = [max(f, floor) for f in fpr]
+        ys = [max(t, floor) for t in tpr]
+        ax.step(xs, ys, where="post", color=style.get("color"), lw=1.6, label=(labels or {}).get(test, test))
+    ax.plot([floor, 1], [floor, 1], ls="--", color=PALETTE["chance"], lw=1, label="chance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(floor, 1.05)
+    ax.set_ylim(floor, 1.05)
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.grid(alpha=0.3, which="both")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def auc_dumbbells(rows: Sequence[Mapping], tests: Sequence[str], ax: Axes | None = None,
+                  title: str | None = None, labels: Mapping[str, str] | None = None) -> Axes:  # fmt: skip
+    """One line per row (a cell in one game) from its lowest to its highest test AUC,
+    a marker per test (``<test>_auc``), rows labelled ``dataset w-way s-shot``."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 0.28 * len(rows) + 1.2))
+    for i, r in enumerate(rows):
+        values = [r[f"{t}_auc"] for t in tests if f"{t}_auc" in r]
+        ax.plot([min(values), max(values)], [i, i], color="#bbbbbb", lw=2, zorder=1)
+        for t in tests:
+            if f"{t}_auc" in r:
+                st = TEST_STYLES.get(t, {})
+                label = (labels or {}).get(t, t) if i == 0 else None
+                ax.scatter(r[f"{t}_auc"], i, s=28, zorder=2, label=label, color=st.get("color"),
+                           marker=st.get("marker", "o"))  # fmt: skip
+    ax.axvline(0.5, color=PALETTE["chance"], ls="--", lw=1)
+    ax.set_yticks(range(len(rows)), [f"{r['dataset']} {r['ways']}-way {r['shots']}-shot" for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("test AUC")
+    ax.grid(alpha=0.3, axis="x")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def legend_above(fig, ax: Axes, ncol: int = 3, top: float = 0.85) -> None:
+    """One legend for a row of panels, above them, from ``ax``'s labelled series; the
+    panels are laid out below ``top`` (a fraction of the figure's height)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, top))

@@ -82,15 +82,20 @@ def _with_slot(batch: TaskBatch, target: str, slot: torch.Tensor, images: torch.
 
 def ceiling_scores(
     f: Forward, params: Params, g: Params, batch: TaskBatch, target: str, x0: torch.Tensor, other: torch.Tensor,
-    slot: torch.Tensor, maml: MAMLConfig, sigma: float | None = None,
+    slot: torch.Tensor, maml: MAMLConfig, sigma: float | None = None, clip: float | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """:func:`ceiling_statistic` of the released gradients ``g`` (entries ``(T, ...)``)
     against the noise-free task gradients of the two worlds: ``x0`` (member) or ``other``
-    (non-member, :func:`mamlpriv.membership.alternatives`) in slot ``slot`` of the ``target`` set."""
+    (non-member, :func:`mamlpriv.membership.alternatives`) in slot ``slot`` of the ``target``
+    set, each clipped to norm ``clip`` first when the release was (the Gaussian mechanism:
+    then, with ``sigma`` its noise std, the exact log-likelihood ratio)."""
     checks.choice("target", target, ("query", "support"))
     p = {k: v.detach() for k, v in params.items()}
     g_in = flat_rows(task_gradients(f, p, _with_slot(batch, target, slot, x0), maml)[0])
     g_out = flat_rows(task_gradients(f, p, _with_slot(batch, target, slot, other), maml)[0])
+    if clip is not None:
+        c = checks.real("clip", clip, 0.0, lo_open=True)
+        g_in, g_out = (v * torch.clamp(c / (v.norm(dim=1, keepdim=True) + 1e-12), max=1.0) for v in (g_in, g_out))
     return ceiling_statistic(flat_rows(g), g_in, g_out, sigma)
 
 

@@ -25,6 +25,7 @@ class Stream(IntEnum):
     GAME_ATTACK = 13  # membership game: the attack's initial batches (seed, GAME_ATTACK)
     GAME_NOISE = 14  # membership game: defence noise on the real gradients (seed, GAME_NOISE)
     CEILING = 15  # the other world's image of each member trial, for the ceiling (seed, CEILING)
+    AGGREGATE = 16  # the other tasks summed with a trial's under aggregation: (seed, AGGREGATE, trial, k)
 
 
 # Validation trials of a membership cell play the game with seed ``seed + VALIDATION_OFFSET``:

@@ -697,6 +697,8 @@ display(
 #   of the non-member.
 # - The attacks are cheap: batched over trials, one trial takes well under a second on
 #   two CPU cores (Tables III-IV).
+# - Is the support attack weak, or does the gradient say little about the support set?
+#   {doc}`stronger_tests` answers with a ceiling and stronger tests on the same trials.
 
 # %% tags=["remove-cell"]
 # The query attack on the untrained model must beat chance clearly (a sanity check

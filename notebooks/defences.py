@@ -414,6 +414,8 @@ display(
 #   its 95% intervals include 0.5).
 # - The Gaussian mechanism gives a budget, but with 1,000 task-learners and 1,000
 #   meta-iterations no useful epsilon is reached before learning suffers.
+# - These verdicts rest on the paper's attack. {doc}`audit` measures each defence against
+#   the strongest test there is, on the epsilon scale, and adds secure aggregation.
 
 # %% tags=["remove-cell"]
 # sanity check for nbval: every defence cell has its learning run

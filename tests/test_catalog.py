@@ -6,7 +6,7 @@ import pytest
 
 from mamlpriv import catalog, pages
 from mamlpriv.attacks import attack_for
-from mamlpriv.cells import LearningCell, MembershipCell, RuntimeCell
+from mamlpriv.cells import AuditCell, LearningCell, MembershipCell, RuntimeCell
 from mamlpriv.defenses import LOCATIONS, GaussianMechanismSpec, RawNoise
 from mamlpriv.runner import PROFILES, Experiment, cell_id
 
@@ -30,7 +30,11 @@ def test_every_profile_has_every_experiment_with_distinct_cells(grids):
 
 def test_cell_kinds_per_experiment(grids):
     for name, exp in grids["paper"].items():
-        kind = {"tables-3-4": RuntimeCell, "defence-learning": LearningCell}.get(name, MembershipCell)
+        if name == "aggregation":
+            assert {type(c) for c in exp.cells} == {MembershipCell, LearningCell}
+            continue
+        kinds = {"tables-3-4": RuntimeCell, "defence-learning": LearningCell, "audit": AuditCell}
+        kind = kinds.get(name, MembershipCell)
         assert all(type(c) is kind for c in exp.cells), name
 
 

@@ -107,6 +107,28 @@ def test_bootstrap_auc_intervals_cover_the_estimate_and_shrink_with_more_trials(
     assert dlo < d < dhi and dlo > 0.1  # shift 1 (AUC ~0.76) vs no shift (0.5): clearly positive
 
 
+def test_paired_auc_difference_against_mirrored_scores_and_a_shared_component():
+    """Closed form: a test and its negation have AUCs a and 1 - a on every resample, so
+    the paired difference is 2a - 1 on each, and its interval is 2 * (a's interval) - 1
+    (same seed, same resamples). Pairing cancels the trials' shared luck: two tests that
+    share most of their noise get a far narrower interval than independent trials would."""
+    from mamlpriv.metrics import auc_ci95, auc_diff_ci95, paired_auc_diff_ci95, roc_auc
+
+    gen = torch.Generator().manual_seed(4)
+    y = torch.arange(200) % 2 == 0
+    s = torch.randn(200, generator=gen, dtype=torch.float64) + 0.8 * y
+    a = roc_auc(s, y)
+    d, lo, hi = paired_auc_diff_ci95(s, -s, y, n_boot=200, seed=5)
+    clo, chi = auc_ci95(s, y, n_boot=200, seed=5)
+    assert d == pytest.approx(2 * a - 1) and (lo, hi) == pytest.approx((2 * clo - 1, 2 * chi - 1))
+    s2 = s + 0.05 * torch.randn(200, generator=gen, dtype=torch.float64)  # almost the same test
+    d2, lo2, hi2 = paired_auc_diff_ci95(s2, s, y, n_boot=200, seed=5)
+    _, ilo, ihi = auc_diff_ci95(s2, y, s, y, n_boot=200, seed=5)
+    assert lo2 <= d2 <= hi2 and hi2 - lo2 < 0.3 * (ihi - ilo)
+    with pytest.raises(ValueError, match="same length"):
+        paired_auc_diff_ci95(s, s[:10], y)
+
+
 def test_mean_ci95_matches_hand_computation():
     v = [0.2, 0.4, 0.9, 0.5]
     m = sum(v) / 4

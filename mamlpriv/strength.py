@@ -1,0 +1,148 @@
+"""How strong each membership test is: the ``stronger-tests`` cells as table rows.
+
+Every cell of :func:`mamlpriv.catalog.stronger_tests` scores the same test trials with
+the paper's SSIM, the tests of :mod:`mamlpriv.scores` and the ceiling, and names the best
+practical test on its validation trials (``best_test``). :func:`strength_rows` gives one
+row per cell and game: each test's AUC and low-FPR TPRs, the best test's gain over SSIM
+with a paired-bootstrap 95% interval (same trials, so their shared luck cancels), and
+the ceiling. :func:`strength_claims` states the chapter's questions with the book's
+verdict words (:data:`mamlpriv.report.VERDICTS`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from .cells import MembershipCell
+from .membership import PRACTICAL
+from .metrics import auc_ci95, paired_auc_diff_ci95, roc_curve
+from .report import VERDICTS
+
+# test -> what the book calls it, and the per-trial record field that holds its score
+TESTS = {
+    "ssim": ("SSIM (the paper's)", "score"),
+    "profile": ("profile likelihood", "score_profile"),
+    "combined": ("SSIM + profile", "score_combined"),
+    "ceiling": ("ceiling (all but the bit)", "score_ceiling"),
+}
+assert set(PRACTICAL) <= set(TESTS)
+
+
+def trial_scores(result: dict, test: str) -> tuple[list[float], list[bool]]:
+    """Per-trial scores of ``test`` (a key of :data:`TESTS`) and membership in one game's
+    stored result (``record["result"][game]``)."""
+    field = TESTS[test][1]
+    recs = result["records"]
+    if any(field not in r for r in recs):
+        raise KeyError(f"the stored records hold no {field!r}: was the cell computed with scores={test!r}?")
+    return [r[field] for r in recs], [r["member"] for r in recs]
+
+
+def roc(result: dict, test: str) -> tuple[list[float], list[float]]:
+    """The ROC curve ``(fpr, tpr)`` of ``test`` on one game's stored test trials."""
+    fpr, tpr = roc_curve(*trial_scores(result, test))
+    return fpr.tolist(), tpr.tolist()
+
+
+def strength_rows(records: Sequence[dict], games: Sequence[str] = ("paper", "strict"),
+                  n_boot: int = 1000) -> list[dict]:  # fmt: skip
+    """One row per stored ``stronger-tests`` cell and game: the cell's coordinates, the
+    attacked stage, and per test ``<test>_auc``, ``<test>_tpr1`` (TPR at 1% FPR),
+    ``<test>_tpr01`` (at 0.1%), ``<test>_val_auc`` (validation AUC); ``best`` (chosen on
+    validation), ``best_auc`` with its bootstrap 95% interval ``best_auc_lo``,
+    ``best_auc_hi``, ``gain`` = best minus SSIM AUC on the same test trials with
+    its paired-bootstrap 95% interval ``gain_lo``, ``gain_hi`` (0 when SSIM is chosen)."""
+    rows = []
+    for rec in records:
+        cell = MembershipCell.from_config(rec["config"])
+        for game in games:
+            if game not in rec["result"]:
+                continue
+            r = rec["result"][game]
+            if "scores" not in r:
+                raise KeyError(f"cell {rec.get('cell', '?')} ({game}) has no extra scores")
+            row: dict = {
+                "dataset": cell.dataset, "attack": cell.target, "ways": cell.ways, "shots": cell.shots,
+                "game": game, "stage": r["stage"], "trials": len(r["records"]),
+                "profile": rec.get("shown", rec.get("profile")),
+            }  # fmt: skip
+            for test, s in r["scores"].items():
+                for key, field in (("auc", "auc"), ("tpr1", "tpr_at_1pct_fpr"), ("tpr01", "tpr_at_0.1pct_fpr"),
+                                   ("val_auc", "validation_auc")):  # fmt: skip
+                    row[f"{test}_{key}"] = s[field]
+            best = r["best_test"]
+            row["best_auc_lo"], row["best_auc_hi"] = auc_ci95(*trial_scores(r, best), n_boot=n_boot, seed=0)
+            if best == "ssim":
+                gain, lo, hi = 0.0, 0.0, 0.0
+            else:
+                (sb, y), (ss, _) = trial_scores(r, best), trial_scores(r, "ssim")
+                gain, lo, hi = paired_auc_diff_ci95(sb, ss, y, n_boot=n_boot, seed=0)
+            row.update(best=best, best_auc=row[f"{best}_auc"], best_tpr1=row[f"{best}_tpr1"],
+                       gain=gain, gain_lo=lo, gain_hi=hi)  # fmt: skip
+            rows.append(row)
+    return rows
+
+
+def _verdict(ok: bool | None) -> str:
+    confirmed, not_confirmed, inconclusive = VERDICTS
+    return inconclusive if ok is None else confirmed if ok else not_confirmed
+
+
+def gain_verdict(row: dict) -> str:
+    """CONFIRMED when the best test's gain over SSIM has a 95% interval above zero, NOT
+    CONFIRMED when it lies below zero or SSIM itself was chosen (no gain claimed), else
+    INCONCLUSIVE."""
+    if row["best"] == "ssim":
+        return _verdict(False)
+    return _verdict(True if row["gain_lo"] > 0 else False if row["gain_hi"] < 0 else None)
+
+
+def strength_claims(rows: Sequence[dict], headline: tuple = ("mnist", 3, 1), target_auc: float = 0.85,
+                    wanted_share: float = 14 / 18) -> list[dict]:  # fmt: skip
+    """The chapter's three questions, each ``{"claim", "ours", "verdict"}``:
+
+    1. at the ``headline`` (dataset, ways, shots), support attack, strict game, the best
+       test's AUC is at least ``target_auc``: CONFIRMED when its 95% interval lies at or
+       above it, NOT CONFIRMED when wholly below, else INCONCLUSIVE;
+    2. the best test's AUC is above SSIM's in at least ``wanted_share`` of the support
+       cells of the strict game (14 of the paper profile's 18; a count over cells, each
+       cell's own verdict is :func:`gain_verdict`);
+    3. in the query cells (both games) it is never below SSIM's: NOT CONFIRMED when a
+       cell's paired interval lies below zero, INCONCLUSIVE when lower but unresolved."""
+    strict = [r for r in rows if r["game"] == "strict"]
+    out = []
+    head = [r for r in strict if r["attack"] == "support" and (r["dataset"], r["ways"], r["shots"]) == headline]
+    if head:
+        h = head[0]
+        ok = True if h["best_auc_lo"] >= target_auc else False if h["best_auc_hi"] < target_auc else None
+        out.append({
+            "claim": f"{headline[0]} {headline[1]}-way {headline[2]}-shot, support, strict game: the best test's "
+                     f"AUC is at least {target_auc}",
+            "ours": f"{TESTS[h['best']][0]}: AUC {h['best_auc']:.3f} [{h['best_auc_lo']:.2f}, "
+                    f"{h['best_auc_hi']:.2f}] (SSIM {h['ssim_auc']:.3f}, "
+                    f"ceiling {h.get('ceiling_auc', float('nan')):.3f})",
+            "verdict": _verdict(ok),
+        })  # fmt: skip
+    support = [r for r in strict if r["attack"] == "support"]
+    if support:
+        higher = sum(r["best_auc"] > r["ssim_auc"] for r in support)
+        resolved = sum(gain_verdict(r) == "CONFIRMED" for r in support)
+        need = math.ceil(wanted_share * len(support) - 1e-9)
+        out.append({
+            "claim": f"support attack, strict game: the best test's AUC is above SSIM's in at least "
+                     f"{need} of {len(support)} cells",
+            "ours": f"above in {higher} of {len(support)} (95% interval above zero in {resolved})",
+            "verdict": _verdict(higher >= need),
+        })  # fmt: skip
+    query = [r for r in rows if r["attack"] == "query"]
+    if query:
+        worse = [r for r in query if r["gain_hi"] < 0]
+        lower = sum(r["best_auc"] < r["ssim_auc"] for r in query)
+        out.append({
+            "claim": "query attack, both games: the best test is never worse than SSIM",
+            "ours": f"AUC below SSIM's in {lower} of {len(query)} cell-games, resolved (interval below zero) in "
+                    f"{len(worse)}",
+            "verdict": _verdict(False if worse else True if lower == 0 else None),
+        })  # fmt: skip
+    return out

@@ -1,0 +1,80 @@
+"""The stronger-tests rows and questions (mamlpriv.strength) on hand-made stored records
+whose answers are known."""
+
+import pytest
+import torch
+
+from mamlpriv import catalog, report, strength
+from mamlpriv.metrics import roc_auc, tpr_at_fpr
+
+
+def _game(best: str, shift_ssim: float, shift_profile: float, seed: int, n: int = 60) -> dict:
+    """A stored game result of ``n`` trials whose SSIM and profile scores separate members
+    by ``shift_*`` standard deviations; the ceiling separates them perfectly."""
+    gen = torch.Generator().manual_seed(seed)
+    member = torch.arange(n) % 2 == 0
+    ssim = torch.randn(n, generator=gen, dtype=torch.float64) + shift_ssim * member
+    prof = torch.randn(n, generator=gen, dtype=torch.float64) + shift_profile * member
+    comb = ssim + prof
+    ceil = member.double() + 0.01 * torch.randn(n, generator=gen, dtype=torch.float64)
+    tests = {"ssim": ssim, "profile": prof, "combined": comb, "ceiling": ceil}
+    records = [
+        {"member": bool(member[i]), "score": float(ssim[i]), "score_profile": float(prof[i]),
+         "score_combined": float(comb[i]), "score_ceiling": float(ceil[i])}
+        for i in range(n)
+    ]  # fmt: skip
+    scores = {
+        t: {"auc": roc_auc(s, member), "tpr_at_1pct_fpr": tpr_at_fpr(s, member, 0.01),
+            "tpr_at_0.1pct_fpr": tpr_at_fpr(s, member, 0.001), "validation_auc": roc_auc(s, member)}
+        for t, s in tests.items()
+    }  # fmt: skip
+    return {"stage": 300, "scores": scores, "best_test": best, "records": records}
+
+
+def _record(target: str, ways: int, shots: int, best: dict, shifts: dict, dataset: str = "mnist") -> dict:
+    cell = catalog.membership(catalog.profile("paper"), dataset, target, ways, shots,
+                              scores=("profile", "ceiling", "combined"))  # fmt: skip
+    return {
+        "config": cell.to_config(),
+        "result": {g: _game(best[g], *shifts[g], seed=ways * 10 + shots + (g == "strict")) for g in best},
+        "shown": "paper",
+    }
+
+
+def test_rows_carry_each_test_and_the_paired_gain_of_the_chosen_one():
+    rec = _record("support", 3, 1, {"paper": "combined", "strict": "ssim"},
+                  {"paper": (0.5, 2.0), "strict": (1.0, 0.0)})  # fmt: skip
+    rows = strength.strength_rows([rec], n_boot=200)
+    assert [(r["game"], r["best"]) for r in rows] == [("paper", "combined"), ("strict", "ssim")]
+    paper, strict = rows
+    res = rec["result"]["paper"]
+    assert paper["combined_auc"] == res["scores"]["combined"]["auc"] == paper["best_auc"]
+    assert paper["gain"] == pytest.approx(res["scores"]["combined"]["auc"] - res["scores"]["ssim"]["auc"])
+    assert paper["gain_lo"] > 0  # a 2-sigma profile added to a 0.5-sigma SSIM: resolved
+    assert strength.gain_verdict(paper) == "CONFIRMED"
+    assert strict["gain"] == 0 and strength.gain_verdict(strict) == "NOT CONFIRMED"  # SSIM chosen: no gain
+    assert paper["best_auc_lo"] <= paper["best_auc"] <= paper["best_auc_hi"]
+    assert paper["ceiling_auc"] == 1.0
+
+
+def test_roc_reads_the_chosen_scores_and_refuses_cells_without_them():
+    rec = _record("query", 3, 1, {"paper": "ssim"}, {"paper": (1.0, 1.0)})
+    res = rec["result"]["paper"]
+    fpr, tpr = strength.roc(res, "ceiling")
+    assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1 and max(t for f, t in zip(fpr, tpr) if f == 0) == 1
+    plain = {**res, "records": [{"member": r["member"], "score": r["score"]} for r in res["records"]]}
+    with pytest.raises(KeyError, match="score_profile"):
+        strength.roc(plain, "profile")
+
+
+def test_claims_count_cells_and_use_the_books_verdicts():
+    strong, plain = {"paper": "combined", "strict": "combined"}, {"paper": "ssim", "strict": "ssim"}
+    recs = [_record("support", 3, 1, strong, {"paper": (0.5, 3.0), "strict": (0.5, 3.0)}),
+            _record("support", 5, 1, plain, {"paper": (1, 0), "strict": (1, 0)}),
+            _record("query", 3, 1, plain, {"paper": (2, 2), "strict": (2, 2)})]  # fmt: skip
+    claims = strength.strength_claims(strength.strength_rows(recs, n_boot=200))
+    assert [c["verdict"] for c in claims] == ["CONFIRMED", "NOT CONFIRMED", "CONFIRMED"]
+    assert "above in 1 of 2" in claims[1]["ours"]  # 14/18 of 2 cells: 2 needed
+    assert all(c["verdict"] in report.VERDICTS for c in claims)
+    weak = [_record("support", 3, 1, {"strict": "ssim"}, {"strict": (0.0, 0.0)})]
+    assert strength.strength_claims(strength.strength_rows(weak, n_boot=100))[0]["verdict"] == "NOT CONFIRMED"
