@@ -123,7 +123,9 @@ def gdp_epsilon(mu: float, delta: float) -> float:
     delta = checks.real("delta", delta, 0.0, 1.0, lo_open=True, hi_open=True)
 
     def gap(eps: float) -> float:
-        return norm.cdf(-eps / mu + mu / 2) - math.exp(eps) * norm.cdf(-eps / mu - mu / 2) - delta
+        # e^eps * Phi(b) computed as exp(eps + log Phi(b)): finite for the epsilons of tiny noise
+        second = math.exp(min(eps + float(norm.logcdf(-eps / mu - mu / 2)), 700.0))
+        return float(norm.cdf(-eps / mu + mu / 2)) - second - delta
 
     if gap(0.0) <= 0:
         return 0.0
