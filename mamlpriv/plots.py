@@ -415,10 +415,10 @@ def stage_curves(rows: Sequence[Mapping], attack: str):
 
 # one colour per membership test (the paper's SSIM in its attack's colour on each page)
 TEST_STYLES = {
-    "ssim": dict(color="#555555", marker="o"),
-    "profile": dict(color="#1f77b4", marker="s"),
-    "combined": dict(color="#ff7f0e", marker="^"),
-    "ceiling": dict(color="black", marker="x"),
+    "ssim": dict(color="#7f7f7f", marker="o", ls="-"),
+    "profile": dict(color="#1f77b4", marker="s", ls="-"),
+    "combined": dict(color="#ff7f0e", marker="^", ls="-"),
+    "ceiling": dict(color="black", marker="x", ls=":"),
 }
 
 
@@ -434,7 +434,8 @@ def roc_loglog(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], ax
         style = TEST_STYLES.get(test, {})
         xs = [max(f, floor) for f in fpr]
         ys = [max(t, floor) for t in tpr]
-        ax.step(xs, ys, where="post", color=style.get("color"), lw=1.6, label=(labels or {}).get(test, test))
+        ax.step(xs, ys, where="post", color=style.get("color"), ls=style.get("ls", "-"), lw=2.2 if test == "ceiling"
+                else 1.6, label=(labels or {}).get(test, test))  # fmt: skip
     ax.plot([floor, 1], [floor, 1], ls="--", color=PALETTE["chance"], lw=1, label="chance")
     ax.set_xscale("log")
     ax.set_yscale("log")
