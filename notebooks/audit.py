@@ -68,18 +68,9 @@ seeds = None  # seeds of each noisy learning run, e.g. "0 1 2"; None: 0 (quick) 
 # %% tags=["remove-cell"]
 from mamlpriv import pages
 
-_params = pages.parameters(
-    globals(),
-    [
-        "profile",
-        "results_dir",
-        "dataset",
-        "trials",
-        "dp_sigmas",
-        "aggregates",
-        "seeds",
-    ],
-)
+_params = pages.parameters(globals(), ["profile", "results_dir", "dataset", "trials", "dp_sigmas",
+                                       "aggregates", "seeds"]);
+
 # %% tags=["remove-input"]
 import time
 

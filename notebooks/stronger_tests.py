@@ -78,10 +78,9 @@ validation = None  # validation trials per cell (even); None: as trials
 # %% tags=["remove-cell"]
 from mamlpriv import pages
 
-_params = pages.parameters(
-    globals(),
-    ["profile", "results_dir", "dataset", "shapes", "trials", "validation"],
-)
+_params = pages.parameters(globals(), ["profile", "results_dir", "dataset", "shapes", "trials",
+                                       "validation"]);
+
 # %% tags=["remove-input"]
 import time
 

@@ -136,3 +136,27 @@ def test_learning_rows_and_the_frontier_on_known_numbers():
     assert pick[("per task", e3[1000] * 0.5)]["acc"] is None
     assert pick[("per task", e1[1000] * 1.01)]["sigma"] == 1.0
     assert pick[("aggregated", e1[1000] * 1.01)]["acc"] == pytest.approx(0.7)
+
+
+def _row(defence, level, worst, attack=None, dataset="mnist", target="query"):
+    release = audit_report.release_epsilon(level) if defence.startswith("gaussian") else None
+    return {"dataset": dataset, "attack": target, "defence": defence, "level": level, "worst_eps": worst,
+            "attack_eps": attack, "release_eps": release}  # fmt: skip
+
+
+def test_release_findings_count_and_name_the_levels():
+    """The consistency verdict counts the bounds above the guarantee; the level from which
+    every bound stays small is the smallest with no larger level above it; raw-noise
+    cells that stop the paper's attack but leak to the worst case are counted."""
+    gm = "gaussian mechanism"
+    rows = [_row("none", 0.0, 5.1), _row(gm, 0.3, 3.0, 0.1), _row(gm, 1.0, 0.4, 0.0), _row(gm, 3.0, 0.2, 0.3),
+            _row("query_data", 1.0, 2.0, 0.1),
+            _row("query_data", 3.0, 0.3, 0.0), _row("support_data", 1.0, 4.0, 1.5)]  # fmt: skip
+    lines = audit_report.release_findings(rows)
+    assert lines[0].startswith("**CONFIRMED**") and "3 of 3" in lines[0]
+    assert "ε ≥ 5.10" in lines[1]
+    assert "below 0.5 from σ = 1 on" in lines[2] and "attack's from σ = 0.3 on" in lines[2]
+    assert "3 raw-noise cells" in lines[3] and "less than 0.5 in 2; in 1 of those" in lines[3]
+    broken = rows + [_row("gaussian mechanism", 3.0, 9.0, 0.0, dataset="fashion-mnist")]
+    assert audit_report.release_findings(broken)[0].startswith("**NOT CONFIRMED**")
+    assert "at no σ tried (up to 3)" in audit_report.release_findings(broken)[2]

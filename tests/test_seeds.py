@@ -11,7 +11,8 @@ def test_stream_values_are_fixed():
     """Stored results were drawn with these tags: changing one changes every number."""
     assert {s.name: int(s) for s in Stream} == {
         "TRAIN": 0, "EVAL": 1, "TRAIN_NOISE": 2, "PROBE": 7,
-        "GAME_TASK": 11, "GAME_TRIAL": 12, "GAME_ATTACK": 13, "GAME_NOISE": 14, "CEILING": 15}
+        "GAME_TASK": 11, "GAME_TRIAL": 12, "GAME_ATTACK": 13, "GAME_NOISE": 14, "CEILING": 15,
+        "AGGREGATE": 16}
     assert VALIDATION_OFFSET == 1_000_003
 
 
@@ -31,7 +32,8 @@ def test_derive_seed_depends_on_every_part():
 
 # the parts each stream is drawn with in the library (seeds.Stream's comments)
 ARITY = {Stream.TRAIN: 2, Stream.EVAL: 1, Stream.TRAIN_NOISE: 1, Stream.PROBE: 1, Stream.GAME_TASK: 1,
-         Stream.GAME_TRIAL: 0, Stream.GAME_ATTACK: 0, Stream.GAME_NOISE: 0, Stream.CEILING: 0}
+         Stream.GAME_TRIAL: 0, Stream.GAME_ATTACK: 0, Stream.GAME_NOISE: 0, Stream.CEILING: 0,
+         Stream.AGGREGATE: 2}
 
 
 def test_streams_as_the_library_draws_them_never_share_a_seed():

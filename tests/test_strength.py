@@ -78,3 +78,12 @@ def test_claims_count_cells_and_use_the_books_verdicts():
     assert all(c["verdict"] in report.VERDICTS for c in claims)
     weak = [_record("support", 3, 1, {"strict": "ssim"}, {"strict": (0.0, 0.0)})]
     assert strength.strength_claims(strength.strength_rows(weak, n_boot=100))[0]["verdict"] == "NOT CONFIRMED"
+
+
+def test_the_answer_reads_the_ceiling():
+    rec = _record("support", 3, 1, {"strict": "combined"}, {"strict": (0.5, 3.0)})
+    rows = strength.strength_rows([rec], n_boot=50)
+    assert "almost perfectly" in strength.gradient_or_attack(rows)
+    low = [dict(rows[0], ceiling_auc=0.8)]
+    assert "holds little" in strength.gradient_or_attack(low) and "lowest 0.80" in strength.gradient_or_attack(low)
+    assert strength.gradient_or_attack([dict(rows[0], game="paper")]) is None
