@@ -22,7 +22,7 @@ import torch
 
 from .audit import empirical_epsilon, gdp_epsilon
 from .cells import DP_DELTA, META_BATCH, AuditCell, LearningCell, MembershipCell, from_config
-from .defenses import epsilon
+from .defenses import defence_from_json, epsilon
 
 POPULATIONS = (10**3, 10**4, 10**5, 10**6)  # task-learners to sample a meta-batch from
 BUDGETS = (1.0, 3.0, 8.0)  # epsilon at which the frontier is read
@@ -56,12 +56,9 @@ def implied_epsilon(auc: float, delta: float = DP_DELTA) -> float:
 
 
 def _defence(spec: dict | None) -> tuple[str, float]:
-    if not spec:
-        return ("none", 0.0)
-    if "location" in spec:
-        return (spec["location"], float(spec["std"]))
-    label = "gaussian mechanism" if spec.get("shares", 1) == 1 else "gaussian mechanism, aggregated"
-    return (label, float(spec["noise_multiplier"]))
+    """(label, level) of a stored defence spec; ("none", 0.0) without one."""
+    d = defence_from_json(spec)
+    return ("none", 0.0) if d is None else (d.label, d.level)
 
 
 def release_rows(audit_records: Sequence[dict], attack_records: Sequence[dict] = (),

@@ -288,6 +288,21 @@ class MembershipCell:
         return out
 
 
+# The optional keys of a learning or audit cell's stored config (absent at their defaults,
+# so the ids of the cells stored before them did not change).
+_RUN_EXTRAS = ("inner_steps", "first_order", "net")
+
+
+def _with_run_extras(d: dict[str, Any], maml: MAMLConfig, net: NetConfig) -> dict[str, Any]:
+    """``d`` with the inner loop's steps and order (unless MAML's defaults) and the network
+    (unless :data:`~mamlpriv.models.ATTACK_NET`) added."""
+    if maml != MAMLConfig(maml.inner_lr):
+        d.update(inner_steps=maml.inner_steps, first_order=maml.first_order)
+    if net != ATTACK_NET:
+        d["net"] = asdict(net)
+    return d
+
+
 @dataclass(frozen=True)
 class LearningCell:
     """Meta-test accuracy (200 held-out tasks) of ``net`` meta-trained with meta-batch
@@ -319,16 +334,12 @@ class LearningCell:
             "train_iterations": self.train_iterations,
             "noise": self.noise.to_json() if self.noise is not None else None,
         }
-        if self.maml != MAMLConfig(self.maml.inner_lr):
-            d.update(inner_steps=self.maml.inner_steps, first_order=self.maml.first_order)
-        if self.net != ATTACK_NET:
-            d["net"] = asdict(self.net)
-        return d
+        return _with_run_extras(d, self.maml, self.net)
 
     @classmethod
     def from_config(cls, c: dict) -> LearningCell:
         plain = ("dataset", "ways", "shots", "seed", "train_iterations")
-        _check_keys("learning cell", c, (*plain, "inner_lr", "noise"), ("inner_steps", "first_order", "net"))
+        _check_keys("learning cell", c, (*plain, "inner_lr", "noise"), _RUN_EXTRAS)
         return cls(**{k: c[k] for k in plain}, maml=_maml_of(c), noise=defence_from_json(c["noise"]), net=_net_of(c))
 
     def compute(self) -> dict:
@@ -462,16 +473,12 @@ class AuditCell:
             "train_iterations": self.train_iterations, "stage": self.stage,
             "noise": self.noise.to_json() if self.noise is not None else None,
         }  # fmt: skip
-        if self.maml != MAMLConfig(self.maml.inner_lr):
-            d.update(inner_steps=self.maml.inner_steps, first_order=self.maml.first_order)
-        if self.net != ATTACK_NET:
-            d["net"] = asdict(self.net)
-        return d
+        return _with_run_extras(d, self.maml, self.net)
 
     @classmethod
     def from_config(cls, c: dict) -> AuditCell:
         plain = ("dataset", "target", "ways", "shots", "trials", "seed", "train_iterations", "stage")
-        _check_keys("audit cell", c, ("audit", *plain, "inner_lr", "noise"), ("inner_steps", "first_order", "net"))
+        _check_keys("audit cell", c, ("audit", *plain, "inner_lr", "noise"), _RUN_EXTRAS)
         return cls(**{k: c[k] for k in plain}, maml=_maml_of(c), noise=defence_from_json(c["noise"]), net=_net_of(c))
 
     def compute(self) -> dict:
@@ -493,7 +500,7 @@ class AuditCell:
             params = _train(self, eval_tasks=100).snapshots[self.stage]
         trials = draw_trials(data, GameConfig(self.target, "paper", self.ways, self.shots, self.trials, self.seed))
         tn = self.noise.task_noise() if self.noise is not None else None
-        p, batch, g = _released(f, params, trials, self.maml, tn)
+        p, batch, g, _ = _released(f, params, trials, self.maml, tn)
         dev = devices.of(p)
         other = alternatives(data, trials).to(dev)
         x0, slots = trials.x0.to(dev), trials.slots.to(dev)

@@ -199,7 +199,7 @@ def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, a
     game = trials.game
     spec = attack_for(game.target)
     attack = attack if attack is not None else spec.defaults
-    p, batch, g = _released(f, params, trials, maml, noise)
+    p, batch, g, own = _released(f, params, trials, maml, noise)
     device = devices.of(p)
     agen = torch.Generator().manual_seed(derive_seed(game.seed, Stream.GAME_ATTACK))
     x0, slots = trials.x0.to(device), trials.slots.to(device)
@@ -213,7 +213,7 @@ def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, a
         if keep.numel():
             res = spec.run(f, p, g, batch, x0, slots, maml, attack, agen, keep=keep.to(device))
             ssim[keep], recon[keep], loss[keep] = res.scores, res.reconstruction.cpu(), res.loss.cpu()
-    scores = _extra_scores(f, p, batch, g, trials, recon, loss[:, -1], maml, attack, extra, other)
+    scores = _extra_scores(f, p, batch, g, own, trials, recon, loss[:, -1], maml, attack, extra, other)
     records = [
         {
             "trial": t,
@@ -244,10 +244,11 @@ def _check_reusable(reuse: GameResult, trials: Trials) -> None:
 
 
 def _released(f: Forward, params: Params, trials: Trials, maml: MAMLConfig,
-              noise: TaskNoise | None) -> tuple[Params, TaskBatch, Params]:  # fmt: skip
-    """The model's parameters, the trials' tasks (on its device) and the gradients the
-    adversary sees: each task's real shared gradient (``noise`` drawn from stream
-    ``GAME_NOISE``), plus, under aggregation, those of the trial's other tasks."""
+              noise: TaskNoise | None) -> tuple[Params, TaskBatch, Params, Params]:  # fmt: skip
+    """The model's parameters, the trials' tasks (on its device), the gradients the
+    adversary sees (each task's real shared gradient, ``noise`` drawn from stream
+    ``GAME_NOISE``, plus, under aggregation, those of the trial's other tasks) and the
+    trial's own part of them (the same without aggregation)."""
     p = {k: v.detach() for k, v in params.items()}
     batch = trials.batch.to(devices.of(p))  # the trials are drawn on the CPU and follow the model's device
     draw = None
@@ -260,7 +261,7 @@ def _released(f: Forward, params: Params, trials: Trials, maml: MAMLConfig,
         )
     g = task_gradients(f, p, batch, maml, draw)[0]
     rest = _others_sum(f, p, trials, maml)
-    return p, batch, g if rest is None else {k: g[k] + rest[k] for k in g}
+    return p, batch, g if rest is None else {k: g[k] + rest[k] for k in g}, g
 
 
 def _others_sum(f: Forward, p: Params, trials: Trials, maml: MAMLConfig) -> Params | None:
@@ -273,9 +274,9 @@ def _others_sum(f: Forward, p: Params, trials: Trials, maml: MAMLConfig) -> Para
     return aggregate(task_gradients(f, p, trials.others.to(devices.of(p)), maml)[0], trials.game.aggregate - 1)
 
 
-def _extra_scores(f: Forward, p: Params, batch: TaskBatch, g: Params, trials: Trials, reconstruction: torch.Tensor,
-                  final_loss: torch.Tensor, maml: MAMLConfig, attack: AttackConfig, extra: Sequence[str],
-                  other: torch.Tensor | None) -> dict[str, torch.Tensor]:  # fmt: skip
+def _extra_scores(f: Forward, p: Params, batch: TaskBatch, g: Params, own: Params, trials: Trials,
+                  reconstruction: torch.Tensor, final_loss: torch.Tensor, maml: MAMLConfig, attack: AttackConfig,
+                  extra: Sequence[str], other: torch.Tensor | None) -> dict[str, torch.Tensor]:  # fmt: skip
     for name in extra:
         checks.choice("extra", name, ("profile", "ceiling"))
     if "ceiling" in extra and other is None:
@@ -287,9 +288,7 @@ def _extra_scores(f: Forward, p: Params, batch: TaskBatch, g: Params, trials: Tr
         pinned = pinned_losses(target, f, p, g, batch, reconstruction.to(device), x0, slots, maml, attack)
         out["profile"] = final_loss.to(torch.float64).cpu() - pinned.cpu()
     if "ceiling" in extra:
-        assert other is not None
-        rest = _others_sum(f, p, trials, maml)  # the ceiling's adversary knows the other tasks too
-        own = g if rest is None else {k: g[k] - rest[k] for k in g}
+        assert other is not None  # the ceiling's adversary knows the other tasks too: it tests the trial's own
         out["ceiling"] = ceiling_scores(f, p, own, batch, target, x0, other.to(device), slots, maml).cpu()
     return out
 
@@ -300,8 +299,10 @@ def add_scores(f: Forward, params: Params, trials: Trials, result: GameResult, m
     """``result`` (of :func:`score_trials` on ``trials``) with the ``extra`` scores added,
     computed from its reconstructions (the attack is not run again)."""
     attack = attack if attack is not None else attack_for(trials.game.target).defaults
-    p, batch, g = _released(f, params, trials, maml, noise)
-    new = _extra_scores(f, p, batch, g, trials, result.reconstructions, result.loss[:, -1], maml, attack, extra, other)
+    p, batch, g, own = _released(f, params, trials, maml, noise)
+    new = _extra_scores(
+        f, p, batch, g, own, trials, result.reconstructions, result.loss[:, -1], maml, attack, extra, other
+    )
     records = [dict(r, **{f"score_{k}": float(v[i]) for k, v in new.items()}) for i, r in enumerate(result.records)]
     return dataclasses.replace(result, records=records, extra={**result.extra, **new})
 

@@ -162,6 +162,18 @@ def as_tuple(name: str, value: Any, kind: type = int) -> tuple | None:
         raise ValueError(f"{name} must be a list of {kind.__name__} values, got {value!r}") from None
 
 
+def shape_pairs(name: str, value: Any) -> list[tuple[int, int]] | None:
+    """A knob of (ways, shots) pairs given on papermill's command line, e.g. ``"3 1 5 2"``
+    (3-way 1-shot and 5-way 2-shot) or ``[3, 1, 5, 2]``: the pairs, or None (the
+    profile's grid)."""
+    flat = as_tuple(name, value)
+    if flat is None:
+        return None
+    if not flat or len(flat) % 2:
+        raise ValueError(f"{name} must be (ways, shots) pairs, an even number of integers, got {value!r}")
+    return list(zip(flat[::2], flat[1::2]))
+
+
 def grid_knobs(**values: Any) -> dict[str, Any]:
     """The knobs a chapter was run with: the given ``values`` that are not None (None
     takes the profile's value, so no knob at all is the chapter's default grid)."""

@@ -480,3 +480,21 @@ def legend_above(fig, ax: Axes, ncol: int = 3, top: float = 0.85) -> None:
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=ncol, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, top))
+
+
+def epsilon_panel(ax: Axes, rows, attack: str, implied: bool = False) -> Axes:
+    """One attack's audit against the noise level on ``ax``: the worst case's lower bound
+    on epsilon (solid, filled), optionally the epsilon implied by its AUC (dotted, capped
+    at 8), and the paper's attack's bound (dashed, open) where it was measured. ``rows``:
+    a dataframe of :func:`mamlpriv.audit_report.release_rows` for one data set and one
+    defence, with ``level``, ``attack``, ``worst_eps``, ``implied_eps`` and ``attack_eps``."""
+    color = ATTACK_COLORS[attack]
+    a = rows[rows.attack == attack].sort_values("level")
+    if a.empty:
+        return ax
+    ax.plot(a.level, a.worst_eps, marker="o", color=color, label=f"worst case, {attack}")
+    if implied:
+        ax.plot(a.level, a.implied_eps.clip(upper=8), ls=":", color=color, label=f"implied, {attack}")
+    b = a.dropna(subset=["attack_eps"])
+    ax.plot(b.level, b.attack_eps, marker="o", mfc="white", ls="--", color=color, label=f"paper's attack, {attack}")
+    return ax

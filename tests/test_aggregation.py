@@ -29,7 +29,7 @@ def test_the_adversary_sees_the_sum_of_the_trials_task_and_its_others(tiny_datas
     game = GameConfig("query", "paper", 2, 1, 4, seed=3, aggregate=3)
     trials = draw_trials(tiny_dataset, game)
     assert trials.others is not None and len(trials.others) == 4 * 2
-    _, _, g = _released(f, p, trials, maml, None)
+    _, _, g, mine = _released(f, p, trials, maml, None)
     o = trials.others
     for t in range(4):
         own = task_gradients(f, p, stack_tasks([trials.tasks[t]]), maml)[0]
@@ -38,6 +38,7 @@ def test_the_adversary_sees_the_sum_of_the_trials_task_and_its_others(tiny_datas
                               maml)[0]  # fmt: skip
         for k in g:
             torch.testing.assert_close(g[k][t], own[k][0] + rest[k].sum(0), rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(mine[k][t], own[k][0], rtol=1e-5, atol=1e-7)  # the trial's own part
     plain = draw_trials(tiny_dataset, replace(game, aggregate=1))
     assert plain.others is None and plain.task_seeds == trials.task_seeds  # the same trials, alone
     assert game.validation(2).aggregate == 3

@@ -208,6 +208,16 @@ def test_as_tuple_reads_papermill_values():
         pages.as_tuple("stages", "zero, 300")
 
 
+def test_shape_pairs_reads_ways_and_shots_in_pairs():
+    for value in ("3 1 5 2", "3, 1, 5, 2", [3, 1, 5, 2]):
+        assert pages.shape_pairs("shapes", value) == [(3, 1), (5, 2)], value
+    assert pages.shape_pairs("shapes", None) is None
+    with pytest.raises(ValueError, match=r"shapes must be \(ways, shots\) pairs.*'3 1 5'"):
+        pages.shape_pairs("shapes", "3 1 5")
+    with pytest.raises(ValueError, match="shapes must be"):
+        pages.shape_pairs("shapes", "")
+
+
 def test_grid_knobs_drop_the_unset_ones():
     assert pages.grid_knobs(datasets=None, ways=5, stages=(0, 20), trials=None) == {"ways": 5, "stages": (0, 20)}
     assert pages.grid_knobs() == {}
