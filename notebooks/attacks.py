@@ -140,8 +140,7 @@ settings
 # validation AUC at each candidate stage (unfold to see it):
 
 # %% tags=["remove-stderr", "hide-input", "hide-output"]
-flat_shapes = pages.as_tuple("shapes", shapes)
-pairs = list(zip(flat_shapes[::2], flat_shapes[1::2])) if flat_shapes else None
+pairs = pages.shape_pairs("shapes", shapes)
 table_knobs = pages.grid_knobs(grid=pairs, trials=trials, validation=validation)
 if table_knobs:
     table_knobs["datasets"] = (dataset,)

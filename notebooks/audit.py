@@ -120,6 +120,7 @@ from mamlpriv.plots import (
     PAGE_WIDTH,
     PALETTE,
     TEST_STYLES,
+    epsilon_panel,
     legend_above,
 )
 
@@ -204,25 +205,8 @@ for ax, ds in zip(axes[0], shown_sets):
         lw=1.5,
         label="guarantee (one release)",
     )
-    for attack, color in ATTACK_COLORS.items():
-        a = part[part.attack == attack]
-        ax.plot(
-            a.level,
-            a.worst_eps,
-            marker="o",
-            color=color,
-            label=f"worst case, {attack}",
-        )
-        b = a.dropna(subset=["attack_eps"])
-        ax.plot(
-            b.level,
-            b.attack_eps,
-            marker="o",
-            mfc="white",
-            ls="--",
-            color=color,
-            label=f"paper's attack, {attack}",
-        )
+    for attack in ATTACK_COLORS:
+        epsilon_panel(ax, part, attack)
     for n in sorted(set(part.worst_trials)) + sorted(
         set(part.attack_trials.dropna().astype(int))
     ):
@@ -288,34 +272,8 @@ fig, axes = plt.subplots(
 )
 for ax, loc in zip(axes[0], LOCATIONS):
     part = raw[(raw.defence == loc) & (raw.dataset == ds0)]
-    for attack, color in ATTACK_COLORS.items():
-        a = part[part.attack == attack]
-        if a.empty:
-            continue
-        ax.plot(
-            a.level,
-            a.worst_eps,
-            marker="o",
-            color=color,
-            label=f"worst case, {attack}",
-        )
-        ax.plot(
-            a.level,
-            a.implied_eps.clip(upper=8),
-            ls=":",
-            color=color,
-            label=f"implied, {attack}",
-        )
-        b = a.dropna(subset=["attack_eps"])
-        ax.plot(
-            b.level,
-            b.attack_eps,
-            marker="o",
-            mfc="white",
-            ls="--",
-            color=color,
-            label=f"paper's attack, {attack}",
-        )
+    for attack in ATTACK_COLORS:
+        epsilon_panel(ax, part, attack, implied=True)
     ax.set_xscale("log")
     ax.set_ylim(0, 8)
     ax.set_title(loc.replace("_", " "), fontsize=9)

@@ -72,8 +72,7 @@ from mamlpriv import catalog
 from mamlpriv.plots import ATTACK_COLORS
 from mamlpriv.report import order_comparison, order_summary
 
-flat_shapes = pages.as_tuple("shapes", shapes)
-pairs = list(zip(flat_shapes[::2], flat_shapes[1::2])) if flat_shapes else None
+pairs = pages.shape_pairs("shapes", shapes)
 knobs = pages.grid_knobs(
     datasets=pages.as_tuple("dataset", dataset, str),
     trials=trials,

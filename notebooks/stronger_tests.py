@@ -139,8 +139,7 @@ import pandas as pd
 from mamlpriv import report, strength
 from mamlpriv.plots import PAGE_WIDTH, auc_dumbbells, legend_above, roc_loglog
 
-flat_shapes = pages.as_tuple("shapes", shapes)
-grid = list(zip(flat_shapes[::2], flat_shapes[1::2])) if flat_shapes else None
+grid = pages.shape_pairs("shapes", shapes)
 knobs = pages.grid_knobs(
     datasets=pages.as_tuple("dataset", dataset, str),
     grid=grid,
