@@ -18,6 +18,7 @@ stages=(0, 300))`` is the stage sweep on Fashion-MNIST 5-way tasks.
 - ``ways-shots``, ``training-stages``: Figures 5-6 (with Tables I-II's cells) and 7-8.
 - ``first-order``, ``inner-loop``: first-order MAML; inner learning rate and steps.
 - ``defence-attacks``, ``defence-learning``: Figures 9-12 and the Gaussian mechanism.
+- ``defence-tests``: the defence-attack cells scored by the stronger tests too.
 - ``game-control``: both attacks and games against a gradient drowned in noise.
 - ``audit``: the worst-case distinguisher of every defence level, on many trials.
 - ``aggregation``: both attacks against sums of task gradients; learning under the
@@ -350,14 +351,29 @@ def defence_attacks(
 ) -> Experiment:
     """Figures 9-12 and the Gaussian mechanism, attack side: each attack (paper's game,
     3-way 1-shot) against task gradients perturbed by each defence."""
+    return Experiment("defence-attacks", _defence_cells(name, datasets, trials, validation, levels))
+
+
+def defence_tests(
+    name: str, datasets: Names = None, trials: Count = None, validation: Count = None, **levels: Levels
+) -> Experiment:
+    """The defence-attack cells (same trials, stage and attack, so SSIM is the same) scored
+    by the tests beyond SSIM too (:data:`~mamlpriv.scores.EXTRA_SCORES`): how much of each
+    defence's protection holds against the best practical test and the ceiling."""
+    return Experiment("defence-tests", _defence_cells(name, datasets, trials, validation, levels, scores=EXTRA_SCORES))
+
+
+def _defence_cells(name: str, datasets: Names, trials: Count, validation: Count, levels: dict[str, Levels],
+                   **extra) -> tuple[MembershipCell, ...]:  # fmt: skip
+    """Each attack (paper's game, 3-way 1-shot) against each defence level of profile
+    ``name``; ``extra``: other :class:`MembershipCell` fields."""
     p = _sized(profile(name), trials, validation, None)
-    cells = [
-        membership(p, d, t, 3, 1, stages=_attack_stage(t), games=("paper",), noise=spec)
+    return tuple(
+        membership(p, d, t, 3, 1, stages=_attack_stage(t), games=("paper",), noise=spec, **extra)
         for d in (_knob("datasets", datasets, p.defence_datasets))
         for spec in defences(p, **levels)
         for t in TARGETS
-    ]
-    return Experiment("defence-attacks", tuple(cells))
+    )
 
 
 def game_control(name: str, datasets: Names = None, trials: Count = None, validation: Count = None) -> Experiment:
@@ -460,6 +476,7 @@ EXPERIMENTS: dict[str, Callable[..., Experiment]] = {
     "first-order": first_order,
     "inner-loop": inner_loop,
     "defence-attacks": defence_attacks,
+    "defence-tests": defence_tests,
     "defence-learning": defence_learning,
     "game-control": game_control,
     "audit": audit,

@@ -213,7 +213,7 @@ def score_trials(f: Forward, params: Params, trials: Trials, maml: MAMLConfig, a
         if keep.numel():
             res = spec.run(f, p, g, batch, x0, slots, maml, attack, agen, keep=keep.to(device))
             ssim[keep], recon[keep], loss[keep] = res.scores, res.reconstruction.cpu(), res.loss.cpu()
-    scores = _extra_scores(f, p, batch, g, own, trials, recon, loss[:, -1], maml, attack, extra, other)
+    scores = _extra_scores(f, p, batch, g, own, trials, recon, loss[:, -1], maml, attack, extra, other, noise)
     records = [
         {
             "trial": t,
@@ -276,7 +276,8 @@ def _others_sum(f: Forward, p: Params, trials: Trials, maml: MAMLConfig) -> Para
 
 def _extra_scores(f: Forward, p: Params, batch: TaskBatch, g: Params, own: Params, trials: Trials,
                   reconstruction: torch.Tensor, final_loss: torch.Tensor, maml: MAMLConfig, attack: AttackConfig,
-                  extra: Sequence[str], other: torch.Tensor | None) -> dict[str, torch.Tensor]:  # fmt: skip
+                  extra: Sequence[str], other: torch.Tensor | None,
+                  noise: TaskNoise | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
     for name in extra:
         checks.choice("extra", name, ("profile", "ceiling"))
     if "ceiling" in extra and other is None:
@@ -289,7 +290,8 @@ def _extra_scores(f: Forward, p: Params, batch: TaskBatch, g: Params, own: Param
         out["profile"] = final_loss.to(torch.float64).cpu() - pinned.cpu()
     if "ceiling" in extra:
         assert other is not None  # the ceiling's adversary knows the other tasks too: it tests the trial's own
-        out["ceiling"] = ceiling_scores(f, p, own, batch, target, x0, other.to(device), slots, maml).cpu()
+        clip = noise.clip if noise is not None else None  # the Gaussian mechanism's clip, applied to both worlds
+        out["ceiling"] = ceiling_scores(f, p, own, batch, target, x0, other.to(device), slots, maml, clip=clip).cpu()
     return out
 
 
@@ -301,7 +303,7 @@ def add_scores(f: Forward, params: Params, trials: Trials, result: GameResult, m
     attack = attack if attack is not None else attack_for(trials.game.target).defaults
     p, batch, g, own = _released(f, params, trials, maml, noise)
     new = _extra_scores(
-        f, p, batch, g, own, trials, result.reconstructions, result.loss[:, -1], maml, attack, extra, other
+        f, p, batch, g, own, trials, result.reconstructions, result.loss[:, -1], maml, attack, extra, other, noise
     )
     records = [dict(r, **{f"score_{k}": float(v[i]) for k, v in new.items()}) for i, r in enumerate(result.records)]
     return dataclasses.replace(result, records=records, extra={**result.extra, **new})

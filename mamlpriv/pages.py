@@ -51,6 +51,7 @@ POINT_KEYS: dict[str, Callable[[Any], tuple]] = {
     "first-order": lambda c: _membership(c).shape,
     "inner-loop": lambda c: (*_membership(c).shape, _membership(c).maml.inner_lr, _membership(c).maml.inner_steps),
     "defence-attacks": lambda c: (*_membership(c).shape, _defence(_membership(c))),
+    "defence-tests": lambda c: (*_membership(c).shape, _defence(_membership(c))),
     "defence-learning": lambda c: (_learning(c).dataset, _learning(c).seed, _defence(_learning(c))),
     "game-control": lambda c: _membership(c).shape,
     "audit": lambda c: (c.dataset, c.target, _defence(c)),

@@ -9,6 +9,7 @@ from mamlpriv.attacks import attack_for
 from mamlpriv.cells import AuditCell, LearningCell, MembershipCell, RuntimeCell
 from mamlpriv.defenses import LOCATIONS, GaussianMechanismSpec, RawNoise
 from mamlpriv.runner import PROFILES, Experiment, cell_id
+from mamlpriv.scores import EXTRA_SCORES
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,16 @@ def test_point_keys_name_each_point_once_and_the_paper_profile_covers_the_quick_
     # a key that ignored the noise would merge the defence levels
     # 41 defence levels x 2 attacks x 2 data sets
     assert len({pages.POINT_KEYS["defence-attacks"](c) for c in grids["paper"]["defence-attacks"].cells}) == 164
+
+
+@pytest.mark.parametrize(("tests", "base"), [("stronger-tests", "tables-1-2"), ("defence-tests", "defence-attacks")])
+def test_the_stronger_tests_score_exactly_the_cells_of_their_experiment(grids, tests, base):
+    """The same cells (trials, stages, attack, defence) with the extra scores added, so
+    their SSIM numbers are the stored ones of ``base``."""
+    for profile in ("quick", "paper"):
+        scored = grids[profile][tests].cells
+        assert all(c.scores == EXTRA_SCORES for c in scored)
+        assert [replace(c, scores=()) for c in scored] == list(grids[profile][base].cells), profile
 
 
 def test_membership_cells_take_the_profile_and_the_target_s_defaults():

@@ -23,8 +23,14 @@ STORED = sorted((REPO / "results" / "paper").glob("*/*.json"))
 QUICK = catalog.profile("quick")
 
 
+# Experiments whose paper-profile run is under way (resumable: `python -m mamlpriv run
+# --profile paper --experiment NAME`); their stored cells must still be catalog cells.
+RUNNING = {"stronger-tests", "defence-tests"}
+
+
 def test_the_paper_results_are_there():
-    assert len(STORED) >= 376 and {p.parent.name for p in STORED} == set(catalog.EXPERIMENTS)
+    folders = {p.parent.name for p in STORED}
+    assert len(STORED) >= 376 and set(catalog.EXPERIMENTS) - RUNNING <= folders <= set(catalog.EXPERIMENTS)
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +60,6 @@ def test_each_kind_of_stored_cell_has_its_type(records):
     mixed = ("tables-3-4", "defence-learning", "audit", "aggregation")
     assert all(k == {MembershipCell} for name, k in kinds.items() if name not in mixed)
 
-
-# Experiments whose paper-profile run is under way (resumable: `python -m mamlpriv run
-# --profile paper --experiment NAME`); their stored cells must still be catalog cells.
-RUNNING = {"stronger-tests", "audit", "aggregation"}
 
 
 def test_the_catalog_finds_every_stored_paper_cell_and_no_other(records):

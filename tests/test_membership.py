@@ -151,6 +151,28 @@ def test_defence_noise_is_drawn_from_its_own_stream(noise_data, recorded):
         torch.testing.assert_close(noisy[k] - clean[k], draw["validation"][k], rtol=1e-5, atol=1e-6)
 
 
+def test_the_ceiling_under_the_gaussian_mechanism_clips_both_worlds(noise_data, recorded):
+    """With the Gaussian mechanism the ceiling's two worlds are clipped like the release:
+    the game's ceiling scores equal ceiling_scores(..., clip=C) on the released gradient,
+    and differ from the unclipped statistic (the clip binds on these gradients)."""
+    from mamlpriv.defenses import GaussianMechanismSpec
+    from mamlpriv.scores import ceiling_scores
+
+    f, p = small_net()
+    maml = MAMLConfig(0.3)
+    trials = draw_trials(noise_data, GameConfig(target="query", trials=6, seed=4))
+    clip = 1e-3
+    noise = GaussianMechanismSpec(clip, 0.5).task_noise()
+    other = membership.alternatives(noise_data, trials)
+    res = score_trials(f, p, trials, maml, noise=noise, extra=("ceiling",), other=other)
+    g = recorded["query"][0]["g"]
+    norms = torch.sqrt(sum(task_gradients(f, p, trials.batch, maml)[0][k].flatten(1).pow(2).sum(1) for k in p))
+    assert bool((norms > 10 * clip).all())  # the clip binds
+    args = (f, p, g, trials.batch, "query", trials.x0, other, trials.slots, maml)
+    torch.testing.assert_close(res.extra["ceiling"], ceiling_scores(*args, clip=clip), rtol=0, atol=0)
+    assert not torch.allclose(res.extra["ceiling"], ceiling_scores(*args))
+
+
 # ----- choosing the stage and the attack on validation trials ---------------------------------
 
 def separating_run(calls, good):
