@@ -22,7 +22,7 @@ import torch
 
 from .audit import empirical_epsilon, gdp_epsilon
 from .cells import DP_DELTA, META_BATCH, AuditCell, LearningCell, MembershipCell, from_config
-from .defenses import defence_from_json, epsilon
+from .defenses import defence_point, epsilon
 
 POPULATIONS = (10**3, 10**4, 10**5, 10**6)  # task-learners to sample a meta-batch from
 BUDGETS = (1.0, 3.0, 8.0)  # epsilon at which the frontier is read
@@ -55,12 +55,6 @@ def implied_epsilon(auc: float, delta: float = DP_DELTA) -> float:
     return gdp_epsilon(mu, delta)
 
 
-def _defence(spec: dict | None) -> tuple[str, float]:
-    """(label, level) of a stored defence spec; ("none", 0.0) without one."""
-    d = defence_from_json(spec)
-    return ("none", 0.0) if d is None else (d.label, d.level)
-
-
 def release_rows(audit_records: Sequence[dict], attack_records: Sequence[dict] = (),
                  learning_records: Sequence[dict] = ()) -> list[dict]:  # fmt: skip
     """One row per ``audit`` cell: ``dataset``, ``attack``, ``defence``, ``level``, the
@@ -73,18 +67,18 @@ def release_rows(audit_records: Sequence[dict], attack_records: Sequence[dict] =
     attacks = {}
     for rec in attack_records:
         c = rec["config"]
-        attacks[(c["dataset"], c["target"], _defence(c.get("noise")))] = rec["result"]["paper"]
+        attacks[(c["dataset"], c["target"], defence_point(c.get("noise")))] = rec["result"]["paper"]
     learning = {}
     for rec in learning_records:
         c = rec["config"]
         if c["seed"] == 0:
-            learning[(c["dataset"], _defence(c.get("noise")))] = rec["result"]["test_acc"]
+            learning[(c["dataset"], defence_point(c.get("noise")))] = rec["result"]["test_acc"]
     rows = []
     for rec in audit_records:
         cell = from_config(rec["config"])
         assert isinstance(cell, AuditCell)
         res = rec["result"]
-        key = _defence(rec["config"]["noise"])
+        key = defence_point(rec["config"]["noise"])
         emp = res["empirical"]
         row = {
             "dataset": cell.dataset, "attack": cell.target, "defence": key[0], "level": key[1],
@@ -120,7 +114,7 @@ def learning_rows(records: Sequence[dict], populations: Sequence[int] = POPULATI
         cell = from_config(rec["config"])
         if not isinstance(cell, LearningCell):
             continue
-        key = (cell.dataset, *_defence(rec["config"].get("noise")), cell.train_iterations)
+        key = (cell.dataset, *defence_point(rec["config"].get("noise")), cell.train_iterations)
         groups.setdefault(key, []).append((rec["result"]["test_acc"], cell.seed))
     rows = []
     for (dataset, defence, level, steps), accs in sorted(groups.items()):

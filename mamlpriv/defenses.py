@@ -180,6 +180,13 @@ class GaussianMechanismSpec(_Spec, level="noise_multiplier"):
 Defence = RawNoise | GaussianMechanismSpec
 
 
+def defence_point(defence: Defence | dict | None) -> tuple[str, float]:
+    """``(label, level)`` of a defence or of its stored spec: where it sits on the book's
+    axes; ``("none", 0.0)`` without one."""
+    d = defence_from_json(defence) if isinstance(defence, dict) or defence is None else defence
+    return ("none", 0.0) if d is None else (d.label, d.level)
+
+
 def defence_from_json(spec: dict | None) -> Defence | None:
     """The typed defence of a stored spec (None or ``{}``: no defence)."""
     if not spec:

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import catalog
 from .cells import AuditCell, Cell, LearningCell, MembershipCell, RuntimeCell
+from .defenses import defence_point
 from .runner import PROFILES, Experiment, load, run
 
 
@@ -38,7 +39,7 @@ def _runtime(c: Cell) -> RuntimeCell:
 
 
 def _defence(c: MembershipCell | LearningCell | AuditCell) -> tuple:
-    return (c.noise.label, c.noise.level) if c.noise is not None else ("none", 0.0)
+    return defence_point(c.noise)
 
 
 # experiment -> the point of a typed cell

@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 
 from .cells import MembershipCell
+from .defenses import defence_point
 from .membership import PRACTICAL
 from .metrics import auc_ci95, paired_auc_diff_ci95, roc_curve
 from .report import VERDICTS
@@ -47,7 +48,8 @@ def roc(result: dict, test: str) -> tuple[list[float], list[float]]:
 
 def strength_rows(records: Sequence[dict], games: Sequence[str] = ("paper", "strict"),
                   n_boot: int = 1000) -> list[dict]:  # fmt: skip
-    """One row per stored ``stronger-tests`` cell and game: the cell's coordinates, the
+    """One row per stored ``stronger-tests`` (or ``defence-tests``) cell and game: the
+    cell's coordinates, its ``defence`` and ``level`` ("none", 0 without one), the
     attacked stage, and per test ``<test>_auc``, ``<test>_tpr1`` (TPR at 1% FPR),
     ``<test>_tpr01`` (at 0.1%), ``<test>_val_auc`` (validation AUC); ``best`` (chosen on
     validation), ``best_auc`` with its bootstrap 95% interval ``best_auc_lo``,
@@ -64,6 +66,7 @@ def strength_rows(records: Sequence[dict], games: Sequence[str] = ("paper", "str
                 raise KeyError(f"cell {rec.get('cell', '?')} ({game}) has no extra scores")
             row: dict = {
                 "dataset": cell.dataset, "attack": cell.target, "ways": cell.ways, "shots": cell.shots,
+                "defence": defence_point(cell.noise)[0], "level": defence_point(cell.noise)[1],
                 "game": game, "stage": r["stage"], "trials": len(r["records"]),
                 "profile": rec.get("shown", rec.get("profile")),
             }  # fmt: skip
@@ -173,3 +176,65 @@ def gradient_or_attack(rows: Sequence[dict], perfect: float = 0.95) -> str | Non
         f"{mean('ssim_auc'):.2f} for SSIM, {mean('best_auc'):.2f} for the test chosen on validation trials and "
         f"{mean('ceiling_auc'):.2f} for the ceiling (lowest {low:.2f}). " + reading
     )
+
+
+def defence_rows(test_records: Sequence[dict], audit_records: Sequence[dict] = (), n_boot: int = 1000) -> list[dict]:
+    """One row per stored ``defence-tests`` cell (paper's game): :func:`strength_rows`'
+    fields, and ``worst_auc`` / ``worst_trials`` of the ``audit`` cell at the same data
+    set, attack, defence and level (the ceiling on many trials; None where not stored)."""
+    worst = {}
+    for rec in audit_records:
+        c = rec["config"]
+        worst[(c["dataset"], c["target"], *defence_point(c.get("noise")))] = (rec["result"]["auc"], c["trials"])
+    rows = strength_rows(test_records, games=("paper",), n_boot=n_boot)
+    for r in rows:
+        r["worst_auc"], r["worst_trials"] = worst.get(
+            (r["dataset"], r["attack"], r["defence"], r["level"]), (None, None)
+        )
+    return rows
+
+
+def defence_findings(rows: Sequence[dict], confident: Sequence[tuple] = (), chance: float = 0.6) -> list[str]:
+    """The defence chapter's findings in plain words, from :func:`defence_rows`: at the
+    levels where the paper's attack is held to an AUC of at most ``chance``, how often the
+    best practical test and the worst case get above it; and for each ``confident`` level
+    ((dataset, attack, defence, level) of the confident noise area) whether it holds
+    against the best test: CONFIRMED when the test's 95% interval lies at or below
+    ``chance``, NOT CONFIRMED when above it, else INCONCLUSIVE."""
+    noisy = [r for r in rows if r["defence"] != "none"]
+    if not noisy:
+        return []
+    held = [r for r in noisy if r["ssim_auc"] <= chance]
+    out = [
+        f"{len(noisy)} defence levels scored by every test. The best practical test (chosen on validation trials) "
+        f"beats SSIM's AUC with a 95% interval above zero at {sum(gain_verdict(r) == VERDICTS[0] for r in noisy)} "
+        "of them."
+    ]
+    if held:
+        best = sum(r["best_auc_lo"] > chance for r in held)
+        known = [r for r in held if r["worst_auc"] is not None]
+        worst = sum(r["worst_auc"] > chance for r in known)
+        out.append(
+            f"At the {len(held)} levels where the paper's attack is held to an AUC of at most {chance}, the best "
+            f"practical test is above {chance} (whole interval) at {best}; the worst case (the audit's ceiling) "
+            f"is above {chance} at {worst} of the {len(known)} where it was measured."
+        )
+    index = {(r["dataset"], r["attack"], r["defence"], r["level"]): r for r in noisy}
+    for key in confident:
+        r = index.get(tuple(key))
+        if r is None:
+            out.append(f"The confident level {_where(key)}: not scored by the stronger tests yet.")
+            continue
+        ok = True if r["best_auc_hi"] <= chance else False if r["best_auc_lo"] > chance else None
+        worst = "" if r["worst_auc"] is None else f", worst case {r['worst_auc']:.2f}"
+        out.append(
+            f"The confident level {_where(key)}: SSIM AUC {r['ssim_auc']:.2f}, {TESTS[r['best']][0]} "
+            f"{r['best_auc']:.2f} [{r['best_auc_lo']:.2f}, {r['best_auc_hi']:.2f}]{worst}. It holds against the "
+            f"best test: **{_verdict(ok)}**."
+        )
+    return out
+
+
+def _where(key: Sequence) -> str:
+    dataset, attack, defence, level = key
+    return f"({dataset}, {attack} attack, {defence.replace('_', ' ')} {level:g})"

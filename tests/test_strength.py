@@ -87,3 +87,35 @@ def test_the_answer_reads_the_ceiling():
     low = [dict(rows[0], ceiling_auc=0.8)]
     assert "holds little" in strength.gradient_or_attack(low) and "lowest 0.80" in strength.gradient_or_attack(low)
     assert strength.gradient_or_attack([dict(rows[0], game="paper")]) is None
+
+
+def _defence_record(target: str, spec, best: str, shifts: tuple, seed: int) -> dict:
+    cell = catalog.membership(catalog.profile("paper"), "mnist", target, 3, 1, games=("paper",), noise=spec,
+                              scores=("profile", "ceiling", "combined"))  # fmt: skip
+    return {"config": cell.to_config(), "result": {"paper": _game(best, *shifts, seed=seed)}, "shown": "paper"}
+
+
+def test_defence_rows_join_the_audits_worst_case_at_the_same_point():
+    from mamlpriv.cells import AuditCell
+    from mamlpriv.defenses import GaussianMechanismSpec, RawNoise
+    from mamlpriv.maml import MAMLConfig
+
+    gm, raw = GaussianMechanismSpec(0.1, 1.0), RawNoise("support_data", 1.0)
+    recs = [_defence_record("support", gm, "combined", (0.0, 3.0), 1),
+            _defence_record("query", raw, "ssim", (-2.0, -2.0), 2)]  # fmt: skip
+    audit = AuditCell("mnist", "support", 3, 1, 1000, 0, MAMLConfig(catalog.INNER_LR), 1000, 300, gm)
+    rows = strength.defence_rows(recs, [{"config": audit.to_config(), "result": {"auc": 0.97}}], n_boot=200)
+    assert [(r["defence"], r["level"], r["attack"]) for r in rows] == [
+        ("gaussian mechanism", 1.0, "support"), ("support_data", 1.0, "query")]  # fmt: skip
+    assert (rows[0]["worst_auc"], rows[0]["worst_trials"]) == (0.97, 1000)
+    assert rows[1]["worst_auc"] is None  # no audit cell at that point
+    # both levels hold SSIM to chance; the profile breaks the first, nothing breaks the second
+    found = strength.defence_findings(rows, confident=[("mnist", "support", "gaussian mechanism", 1.0),
+                                                       ("mnist", "query", "support_data", 1.0),
+                                                       ("mnist", "query", "query_data", 0.3)])  # fmt: skip
+    assert "beats SSIM's AUC with a 95% interval above zero at 1 of them" in found[0]
+    assert "at most 0.6, the best practical test is above 0.6 (whole interval) at 1" in found[1]
+    assert "above 0.6 at 1 of the 1 where it was measured" in found[1]
+    assert found[2].endswith("**NOT CONFIRMED**.") and found[3].endswith("**CONFIRMED**.")
+    assert "not scored by the stronger tests yet" in found[4]
+    assert strength.defence_findings([r for r in rows if False]) == []
