@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
@@ -498,3 +499,51 @@ def epsilon_panel(ax: Axes, rows, attack: str, implied: bool = False) -> Axes:
     b = a.dropna(subset=["attack_eps"])
     ax.plot(b.level, b.attack_eps, marker="o", mfc="white", ls="--", color=color, label=f"paper's attack, {attack}")
     return ax
+
+
+BEST_STYLE = dict(color="#2ca02c", marker="D", ls="-")  # the practical test chosen on validation trials
+
+
+def defence_tests_grid(rows: Sequence[Mapping], locations: Sequence[str]):
+    """The defences against three tests: one row of panels per attack, one column per
+    defence (``locations`` order; the Gaussian mechanism against its noise multiplier),
+    AUC against the noise level (log scale) of the paper's attack (SSIM), of the best
+    practical test and of the worst case (the audit's ceiling on many trials, where
+    stored). ``rows``: :func:`mamlpriv.strength.defence_rows` of one data set. Returns the
+    figure, or None without rows."""
+    attacks = [a for a in ATTACK_COLORS if any(r["attack"] == a for r in rows)]
+    shown = [loc for loc in locations if any(r["defence"] == loc for r in rows)]
+    if not attacks or not shown:
+        return None
+    fig, axes = plt.subplots(len(attacks), len(shown), figsize=(PAGE_WIDTH, 2.3 * len(attacks) + 0.8),
+                             sharey=True, squeeze=False)  # fmt: skip
+    for i, attack in enumerate(attacks):
+        for j, loc in enumerate(shown):
+            ax = axes[i][j]
+            sel = sorted((r for r in rows if r["attack"] == attack and r["defence"] == loc), key=lambda r: r["level"])
+            x = [r["level"] for r in sel]
+            ax.plot(x, [r["ssim_auc"] for r in sel], ms=4, label="paper's attack (SSIM)", **TEST_STYLES["ssim"])
+            ax.plot(x, [r["best_auc"] for r in sel], ms=4, label="best practical test", **BEST_STYLE)
+            worst = [(r["level"], r["worst_auc"]) for r in sel if r.get("worst_auc") is not None]
+            if worst:
+                ax.plot(*zip(*worst), ms=5, label="worst case (audit)", **TEST_STYLES["ceiling"])
+            ax.axhline(0.5, color=PALETTE["chance"], ls="--", lw=1, label="chance")
+            ax.set_xscale("log")
+            ax.set_ylim(0.3, 1.03)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=8)
+            if i == 0:
+                ax.set_title(loc.replace("_grad", " gradient").replace("_", " "), fontsize=9)
+            if i == len(attacks) - 1:
+                ax.set_xlabel("σ" if loc == "gaussian mechanism" else "noise std", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(f"{attack} attack\nAUC", fontsize=9)
+    handles: dict[str, Artist] = {}
+    for ax in axes.flat:  # every series once, whichever panel drew it
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    order = ["paper's attack (SSIM)", "best practical test", "worst case (audit)", "chance"]
+    labels = [lab for lab in order if lab in handles]
+    fig.legend([handles[lab] for lab in labels], labels, loc="upper center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (2.3 * len(attacks) + 0.8)))
+    return fig

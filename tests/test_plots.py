@@ -177,3 +177,17 @@ def test_attack_sample_grid_titles_each_attack():
     words = " ".join(t.get_text() for t in texts(fig))
     assert "query attack" in words and "support attack" in words and "SSIM 0.90" in words
     assert min(t.get_fontsize() for t in texts(fig)) >= 8
+
+
+def test_defence_tests_grid_has_a_row_per_attack_and_every_series_in_its_legend():
+    rows = [
+        {"dataset": "mnist", "attack": a, "defence": loc, "level": lv, "ssim_auc": 0.6, "best_auc": 0.7,
+         "worst_auc": 0.95 if loc == "gaussian mechanism" else None}
+        for a in ("query", "support") for loc in ("support_data", "gaussian mechanism") for lv in (0.1, 1.0)
+    ]  # fmt: skip
+    fig = plots.defence_tests_grid(rows, [*LOCATIONS, "gaussian mechanism"])
+    check_page_figure(fig)
+    assert len(fig.axes) == 4  # 2 attacks x the 2 defences with rows, in the given order
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["support data", "gaussian mechanism"]
+    assert legend_labels(fig) == ["paper's attack (SSIM)", "best practical test", "worst case (audit)", "chance"]
+    assert plots.defence_tests_grid([], LOCATIONS) is None
