@@ -149,3 +149,21 @@ def test_flat_and_flat_rows_keep_the_key_order():
     assert flat(p).tolist() == [1.0, 2.0, 3.0]
     rows = {"w": torch.arange(12.0).view(3, 2, 2), "b": torch.tensor([[7.0], [8.0], [9.0]])}
     assert flat_rows(rows).tolist() == [[0, 1, 2, 3, 7], [4, 5, 6, 7, 8], [8, 9, 10, 11, 9]]
+
+
+def test_vectorised_bootstrap_equals_roc_auc_on_each_resample_in_the_same_order():
+    """The bootstrap's batched Mann-Whitney AUCs equal roc_auc (trapezoid) on every
+    resample, drawn in the same order as one resample at a time, ties included."""
+    import numpy as np
+
+    from mamlpriv.metrics import _resampled_aucs, _resamples, _stratified_resample
+
+    gen = torch.Generator().manual_seed(3)
+    s = torch.randint(0, 6, (41,), generator=gen).double()  # many ties
+    y = torch.rand(41, generator=gen) < 0.4
+    idx = _resamples(y, np.random.default_rng(7), 300)
+    rng = np.random.default_rng(7)
+    for row in idx[:50]:
+        assert np.array_equal(row, _stratified_resample(y, rng).numpy())
+    slow = [roc_auc(s[torch.from_numpy(r)], y[torch.from_numpy(r)]) for r in idx]
+    np.testing.assert_allclose(_resampled_aucs(s, idx, int(y.sum())), slow, rtol=0, atol=1e-12)
