@@ -509,8 +509,9 @@ def defence_tests_grid(rows: Sequence[Mapping], locations: Sequence[str]):
     defence (``locations`` order; the Gaussian mechanism against its noise multiplier),
     AUC against the noise level (log scale) of the paper's attack (SSIM), of the best
     practical test and of the worst case (the audit's ceiling on many trials, where
-    stored). ``rows``: :func:`mamlpriv.strength.defence_rows` of one data set. Returns the
-    figure, or None without rows."""
+    stored); levels of 0 (clipping alone) are left to the tables. ``rows``:
+    :func:`mamlpriv.strength.defence_rows` of one data set. Returns the figure, or None
+    without rows."""
     attacks = [a for a in ATTACK_COLORS if any(r["attack"] == a for r in rows)]
     shown = [loc for loc in locations if any(r["defence"] == loc for r in rows)]
     if not attacks or not shown:
@@ -520,7 +521,8 @@ def defence_tests_grid(rows: Sequence[Mapping], locations: Sequence[str]):
     for i, attack in enumerate(attacks):
         for j, loc in enumerate(shown):
             ax = axes[i][j]
-            sel = sorted((r for r in rows if r["attack"] == attack and r["defence"] == loc), key=lambda r: r["level"])
+            sel = sorted((r for r in rows if r["attack"] == attack and r["defence"] == loc and r["level"] > 0),
+                         key=lambda r: r["level"])  # fmt: skip
             x = [r["level"] for r in sel]
             ax.plot(x, [r["ssim_auc"] for r in sel], ms=4, label="paper's attack (SSIM)", **TEST_STYLES["ssim"])
             ax.plot(x, [r["best_auc"] for r in sel], ms=4, label="best practical test", **BEST_STYLE)
@@ -533,7 +535,8 @@ def defence_tests_grid(rows: Sequence[Mapping], locations: Sequence[str]):
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=8)
             if i == 0:
-                ax.set_title(loc.replace("_grad", " gradient").replace("_", " "), fontsize=9)
+                title = "Gaussian mechanism" if loc == "gaussian mechanism" else loc.replace("_grad", " gradient")
+                ax.set_title(title.replace("_", " "), fontsize=9)
             if i == len(attacks) - 1:
                 ax.set_xlabel("σ" if loc == "gaussian mechanism" else "noise std", fontsize=9)
             if j == 0:
@@ -545,5 +548,5 @@ def defence_tests_grid(rows: Sequence[Mapping], locations: Sequence[str]):
     order = ["paper's attack (SSIM)", "best practical test", "worst case (audit)", "chance"]
     labels = [lab for lab in order if lab in handles]
     fig.legend([handles[lab] for lab in labels], labels, loc="upper center", ncol=4, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / (2.3 * len(attacks) + 0.8)))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (2.3 * len(attacks) + 0.8)))
     return fig

@@ -206,18 +206,18 @@ def defence_findings(rows: Sequence[dict], confident: Sequence[tuple] = (), chan
         return []
     held = [r for r in noisy if r["ssim_auc"] <= chance]
     out = [
-        f"{len(noisy)} defence levels scored by every test. The best practical test (chosen on validation trials) "
-        f"beats SSIM's AUC with a 95% interval above zero at {sum(gain_verdict(r) == VERDICTS[0] for r in noisy)} "
-        "of them."
+        f"{len(noisy)} defence cells (a level against one attack) scored by every test. The best practical test "
+        f"(chosen on validation trials) beats SSIM's AUC with a 95% interval above zero in "
+        f"{sum(gain_verdict(r) == VERDICTS[0] for r in noisy)} of them."
     ]
     if held:
         best = sum(r["best_auc_lo"] > chance for r in held)
         known = [r for r in held if r["worst_auc"] is not None]
         worst = sum(r["worst_auc"] > chance for r in known)
         out.append(
-            f"At the {len(held)} levels where the paper's attack is held to an AUC of at most {chance}, the best "
-            f"practical test is above {chance} (whole interval) at {best}; the worst case (the audit's ceiling) "
-            f"is above {chance} at {worst} of the {len(known)} where it was measured."
+            f"In the {len(held)} cells where the paper's attack is held to an AUC of at most {chance}, the best "
+            f"practical test is above {chance} (whole interval) in {best}; the worst case (the audit's ceiling) "
+            f"is above {chance} in {worst} of the {len(known)} where it was measured."
         )
     index = {(r["dataset"], r["attack"], r["defence"], r["level"]): r for r in noisy}
     for key in confident:
@@ -237,4 +237,5 @@ def defence_findings(rows: Sequence[dict], confident: Sequence[tuple] = (), chan
 
 def _where(key: Sequence) -> str:
     dataset, attack, defence, level = key
-    return f"({dataset}, {attack} attack, {defence.replace('_', ' ')} {level:g})"
+    noise = "σ" if defence == "gaussian mechanism" else "noise std"
+    return f"({dataset}, {attack} attack, {defence.replace('_', ' ')}, {noise} {level:g})"

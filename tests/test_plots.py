@@ -188,6 +188,6 @@ def test_defence_tests_grid_has_a_row_per_attack_and_every_series_in_its_legend(
     fig = plots.defence_tests_grid(rows, [*LOCATIONS, "gaussian mechanism"])
     check_page_figure(fig)
     assert len(fig.axes) == 4  # 2 attacks x the 2 defences with rows, in the given order
-    assert [ax.get_title() for ax in fig.axes[:2]] == ["support data", "gaussian mechanism"]
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["support data", "Gaussian mechanism"]
     assert legend_labels(fig) == ["paper's attack (SSIM)", "best practical test", "worst case (audit)", "chance"]
     assert plots.defence_tests_grid([], LOCATIONS) is None

@@ -113,9 +113,9 @@ def test_defence_rows_join_the_audits_worst_case_at_the_same_point():
     found = strength.defence_findings(rows, confident=[("mnist", "support", "gaussian mechanism", 1.0),
                                                        ("mnist", "query", "support_data", 1.0),
                                                        ("mnist", "query", "query_data", 0.3)])  # fmt: skip
-    assert "beats SSIM's AUC with a 95% interval above zero at 1 of them" in found[0]
-    assert "at most 0.6, the best practical test is above 0.6 (whole interval) at 1" in found[1]
-    assert "above 0.6 at 1 of the 1 where it was measured" in found[1]
+    assert "beats SSIM's AUC with a 95% interval above zero in 1 of them" in found[0]
+    assert "at most 0.6, the best practical test is above 0.6 (whole interval) in 1" in found[1]
+    assert "above 0.6 in 1 of the 1 where it was measured" in found[1]
     assert found[2].endswith("**NOT CONFIRMED**.") and found[3].endswith("**CONFIRMED**.")
     assert "not scored by the stronger tests yet" in found[4]
     assert strength.defence_findings([r for r in rows if False]) == []
