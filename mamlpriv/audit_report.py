@@ -172,7 +172,8 @@ def aggregation_rows(records: Sequence[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["dataset"], r["attack"], r["m"]))
 
 
-def _fmt(v: float | None, spec: str = ".2f") -> str:
+def fmt(v: float | None, spec: str = ".2f") -> str:
+    """A number for a table: "–" for None or NaN, "∞" for infinity."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     return "∞" if v == math.inf else format(v, spec)
@@ -195,7 +196,7 @@ def release_findings(rows: Sequence[dict], stop: float = 0.5, leak: float = 1.0)
     ]
     free = [r["worst_eps"] for r in rows if r["defence"] == "none"]
     if free:
-        span = _fmt(min(free)) if _fmt(min(free)) == _fmt(max(free)) else f"{_fmt(min(free))}–{_fmt(max(free))}"
+        span = fmt(min(free)) if fmt(min(free)) == fmt(max(free)) else f"{fmt(min(free))}–{fmt(max(free))}"
         out.append(f"Without a defence the worst case proves ε ≥ {span}, as much as its trials can show: one "
                    "task gradient identifies the image in it.")  # fmt: skip
 
@@ -204,7 +205,7 @@ def release_findings(rows: Sequence[dict], stop: float = 0.5, leak: float = 1.0)
         levels = sorted({r["level"] for r in gm if r[key] is not None})
         worst = {v: max(r[key] for r in gm if r["level"] == v and r[key] is not None) for v in levels}
         ok = [v for v in levels if all(worst[u] < stop for u in levels if u >= v)]
-        return f"from σ = {_fmt(min(ok), 'g')} on" if ok else f"at no σ tried (up to {_fmt(max(levels), 'g')})"
+        return f"from σ = {fmt(min(ok), 'g')} on" if ok else f"at no σ tried (up to {fmt(max(levels), 'g')})"
 
     if gm:
         worst, paper = first_below("worst_eps"), first_below("attack_eps")
@@ -233,8 +234,8 @@ def frontier_findings(learn: Sequence[dict], front: Sequence[dict], budget: floa
         parts = []
         for n in (pops[0], pops[-1]):
             by = {f["mode"]: f for f in pts if f["population"] == n}
-            accs = ", ".join(f"{m} {_fmt(by[m]['acc'])}" for m in ("per task", "aggregated") if m in by)
+            accs = ", ".join(f"{m} {fmt(by[m]['acc'])}" for m in ("per task", "aggregated") if m in by)
             parts.append(f"N = {n:,}: {accs}")
-        out.append(f"{d}: without noise {_fmt(base[0]['acc'])}; the best within ε ≤ {budget:g} is " + "; ".join(parts)
+        out.append(f"{d}: without noise {fmt(base[0]['acc'])}; the best within ε ≤ {budget:g} is " + "; ".join(parts)
                    + f" (chance {1 / 3:.2f}).")  # fmt: skip
     return out

@@ -167,23 +167,22 @@ def _classes(labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return pos, neg
 
 
+def _draw(pos: np.ndarray, neg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One resample with replacement: ``len(pos)`` member indices, then ``len(neg)``
+    non-member indices (``rng.integers`` draws exactly what ``rng.choice`` would)."""
+    return np.concatenate([pos[rng.integers(0, len(pos), len(pos))], neg[rng.integers(0, len(neg), len(neg))]])
+
+
 def _stratified_resample(labels: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """One resample of the trials with replacement, members first, then non-members
-    (``rng.integers`` draws exactly what ``rng.choice(pos, len(pos))`` would)."""
-    pos, neg = _classes(labels)
-    return torch.from_numpy(np.concatenate([pos[rng.integers(0, len(pos), len(pos))],
-                                            neg[rng.integers(0, len(neg), len(neg))]]))  # fmt: skip
+    """One resample of the trials, members first, then non-members."""
+    return torch.from_numpy(_draw(*_classes(labels), rng))
 
 
 def _resamples(labels: torch.Tensor, rng: np.random.Generator, n_boot: int) -> np.ndarray:
     """``n_boot`` stratified resamples ``(n_boot, n)`` of trial indices, each row its
     members first (the draws of :func:`_stratified_resample`, in the same order)."""
     pos, neg = _classes(labels)
-    out = np.empty((n_boot, len(pos) + len(neg)), dtype=np.int64)
-    for b in range(n_boot):
-        out[b, : len(pos)] = pos[rng.integers(0, len(pos), len(pos))]
-        out[b, len(pos) :] = neg[rng.integers(0, len(neg), len(neg))]
-    return out
+    return np.stack([_draw(pos, neg, rng) for _ in range(n_boot)])
 
 
 def _resampled_aucs(scores: torch.Tensor, idx: np.ndarray, members: int) -> np.ndarray:
@@ -221,9 +220,9 @@ def auc_diff_ci95(
     sb, yb = _as_arrays(scores_b, labels_b)
     checks.integer("n_boot", n_boot, lo=1)
     rng = np.random.default_rng(seed)
-    ia, ib = np.empty((n_boot, len(ya)), dtype=np.int64), np.empty((n_boot, len(yb)), dtype=np.int64)
-    for b in range(n_boot):  # the draws of the two sets interleaved, as one resample at a time drew them
-        ia[b], ib[b] = _stratified_resample(ya, rng).numpy(), _stratified_resample(yb, rng).numpy()
+    ca, cb = _classes(ya), _classes(yb)
+    draws = [(_draw(*ca, rng), _draw(*cb, rng)) for _ in range(n_boot)]  # interleaved, as drawn one at a time
+    ia, ib = np.stack([a for a, _ in draws]), np.stack([b for _, b in draws])
     diffs = _resampled_aucs(sa, ia, int(ya.sum())) - _resampled_aucs(sb, ib, int(yb.sum()))
     lo, hi = np.percentile(diffs, [2.5, 97.5])
     return roc_auc(sa, ya) - roc_auc(sb, yb), float(lo), float(hi)

@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from . import catalog
-from .cells import AuditCell, Cell, LearningCell, MembershipCell, RuntimeCell
+from .cells import Cell, LearningCell, MembershipCell, RuntimeCell
 from .defenses import defence_point
 from .runner import PROFILES, Experiment, load, run
 
@@ -38,10 +38,6 @@ def _runtime(c: Cell) -> RuntimeCell:
     return c
 
 
-def _defence(c: MembershipCell | LearningCell | AuditCell) -> tuple:
-    return defence_point(c.noise)
-
-
 # experiment -> the point of a typed cell
 POINT_KEYS: dict[str, Callable[[Any], tuple]] = {
     "tables-1-2": lambda c: _membership(c).shape,
@@ -51,15 +47,15 @@ POINT_KEYS: dict[str, Callable[[Any], tuple]] = {
     "training-stages": lambda c: (*_membership(c).shape, _membership(c).stages),
     "first-order": lambda c: _membership(c).shape,
     "inner-loop": lambda c: (*_membership(c).shape, _membership(c).maml.inner_lr, _membership(c).maml.inner_steps),
-    "defence-attacks": lambda c: (*_membership(c).shape, _defence(_membership(c))),
-    "defence-tests": lambda c: (*_membership(c).shape, _defence(_membership(c))),
-    "defence-learning": lambda c: (_learning(c).dataset, _learning(c).seed, _defence(_learning(c))),
+    "defence-attacks": lambda c: (*_membership(c).shape, defence_point(_membership(c).noise)),
+    "defence-tests": lambda c: (*_membership(c).shape, defence_point(_membership(c).noise)),
+    "defence-learning": lambda c: (_learning(c).dataset, _learning(c).seed, defence_point(_learning(c).noise)),
     "game-control": lambda c: _membership(c).shape,
-    "audit": lambda c: (c.dataset, c.target, _defence(c)),
+    "audit": lambda c: (c.dataset, c.target, defence_point(c.noise)),
     "aggregation": lambda c: (
         ("attack", *c.shape, c.aggregate)
         if isinstance(c, MembershipCell)
-        else ("learning", c.dataset, c.seed, _defence(c))
+        else ("learning", c.dataset, c.seed, defence_point(c.noise))
     ),
 }
 

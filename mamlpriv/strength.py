@@ -28,6 +28,8 @@ TESTS = {
     "ceiling": ("ceiling (all but the bit)", "score_ceiling"),
 }
 assert set(PRACTICAL) <= set(TESTS)
+# the practical tests' names in narrow table columns
+SHORT = {"ssim": "SSIM", "profile": "profile", "combined": "SSIM+prof."}
 
 
 def trial_scores(result: dict, test: str) -> tuple[list[float], list[bool]]:
@@ -64,9 +66,10 @@ def strength_rows(records: Sequence[dict], games: Sequence[str] = ("paper", "str
             r = rec["result"][game]
             if "scores" not in r:
                 raise KeyError(f"cell {rec.get('cell', '?')} ({game}) has no extra scores")
+            defence, level = defence_point(cell.noise)
             row: dict = {
                 "dataset": cell.dataset, "attack": cell.target, "ways": cell.ways, "shots": cell.shots,
-                "defence": defence_point(cell.noise)[0], "level": defence_point(cell.noise)[1],
+                "defence": defence, "level": level,
                 "game": game, "stage": r["stage"], "trials": len(r["records"]),
                 "profile": rec.get("shown", rec.get("profile")),
             }  # fmt: skip

@@ -229,12 +229,7 @@ plt.show()
 
 
 # %% tags=["hide-input"]
-def fmt(v, spec=".2f"):
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    return "∞" if v == math.inf else format(v, spec)
-
-
+fmt = audit_report.fmt
 gm_table = pd.DataFrame(
     {
         "dataset": gm.dataset,

@@ -429,7 +429,6 @@ if len(strong):
 
 # %% tags=["hide-input"]
 if len(strong):
-    short = {"ssim": "SSIM", "profile": "profile", "combined": "SSIM+prof."}
     table = pd.DataFrame(
         {
             "dataset": strong.dataset,
@@ -438,7 +437,7 @@ if len(strong):
             "level": strong.level,
             "SSIM": strong.ssim_auc.map("{:.2f}".format),
             "best test": [
-                f"{short[b]} {a:.2f} [{lo:.2f}, {hi:.2f}]"
+                f"{strength.SHORT[b]} {a:.2f} [{lo:.2f}, {hi:.2f}]"
                 for b, a, lo, hi in zip(
                     strong.best,
                     strong.best_auc,

@@ -151,7 +151,6 @@ rows = strength.strength_rows(records)
 names = {k: v[0] for k, v in strength.TESTS.items()}
 
 
-SHORT = {"ssim": "SSIM", "profile": "profile", "combined": "SSIM+prof."}
 
 
 def comparison_table(rows, attack):
@@ -163,7 +162,7 @@ def comparison_table(rows, attack):
         entry = table.setdefault(key, {})
         g = "paper's game" if r["game"] == "paper" else "strict game"
         entry[(g, "SSIM")] = f"{r['ssim_auc']:.2f}"
-        entry[(g, "best (AUC)")] = f"{SHORT[r['best']]} {r['best_auc']:.2f}"
+        entry[(g, "best (AUC)")] = f"{strength.SHORT[r['best']]} {r['best_auc']:.2f}"
         entry[(g, "Δ AUC [95%]")] = (
             f"{r['gain']:+.2f} [{r['gain_lo']:+.2f}, {r['gain_hi']:+.2f}]"
             if r["best"] != "ssim"
