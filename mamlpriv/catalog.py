@@ -38,6 +38,7 @@ from .attacks import TARGETS, attack_for
 from .cells import DATASETS, META_BATCH, AuditCell, LearningCell, MembershipCell, RuntimeCell
 from .defenses import LOCATIONS, Defence, GaussianMechanismSpec, RawNoise
 from .maml import MAMLConfig
+from .models import NetConfig
 from .runner import PROFILES, Experiment
 from .scores import EXTRA_SCORES
 
@@ -73,7 +74,7 @@ class Profile:
     grid), ``curve_stages`` (Figures 7-8), ``fo_shapes``, ``inner_lrs``,
     ``inner_steps``. Defences: ``defence_datasets``, image-noise levels ``data_noise``,
     gradient-noise levels ``grad_noise``, ``dp_sigmas``, ``baseline_seeds``. The MAML and
-    anatomy chapters: ``maml_iterations``, ``maml_epoch``, ``maml_eval_tasks``,
+    anatomy chapters: ``maml_iterations``, ``maml_epoch`` (the anatomy's snapshot spacing),
     ``analysis_tasks``, ``sweep_lrs``, ``sweep_steps``. The audit: ``audit_trials`` per
     defence level, ``aggregates`` (task gradients summed), ``audit_seeds`` of the noisy
     learning runs."""
@@ -100,7 +101,6 @@ class Profile:
     baseline_seeds: tuple[int, ...]
     maml_iterations: int
     maml_epoch: int
-    maml_eval_tasks: int
     analysis_tasks: int
     sweep_lrs: tuple[float, ...]
     sweep_steps: tuple[int, ...]
@@ -141,7 +141,6 @@ PROFILE_SETTINGS = {
         baseline_seeds=(0,),
         maml_iterations=1000,
         maml_epoch=100,
-        maml_eval_tasks=200,
         analysis_tasks=16,
         sweep_lrs=(0.05, 0.1, 0.2, 0.4, 0.8),
         sweep_steps=(1, 2),
@@ -172,7 +171,6 @@ PROFILE_SETTINGS = {
         baseline_seeds=(0, 1, 2, 3, 4),
         maml_iterations=10000,
         maml_epoch=500,
-        maml_eval_tasks=1000,
         analysis_tasks=200,
         sweep_lrs=(0.01, 0.05, 0.1, 0.2, 0.4, 0.8),
         sweep_steps=(1, 2, 3, 5),
@@ -264,6 +262,22 @@ def ways_shots(
     p = _sized(profile(name), trials, validation, None)
     datasets = _knob("datasets", datasets, p.sensitivity_datasets)
     return Experiment("ways-shots", _shape_cells(p, datasets, _knob("shapes", shapes, p.extra_shapes)))
+
+
+def maml_variants(name: str, dataset: str = "mnist", ways: int = 5, shots: int = 1, seed: int = 0,
+                  inner_lr: float = 0.4, inner_steps: int = 1, fo_long_steps: int = 5,
+                  iterations: Count = None) -> Experiment:  # fmt: skip
+    """The MAML chapter's runs: second- and first-order MAML with ``inner_steps`` inner
+    steps and first-order MAML with ``fo_long_steps``, meta-trained on the default
+    :class:`~mamlpriv.models.NetConfig` (GroupNorm) for ``iterations`` (the profile's
+    ``maml_iterations``); each keeps its meta-test curve (200 held-out tasks every 100
+    iterations)."""
+    its = _knob("iterations", iterations, profile(name).maml_iterations)
+    cells = tuple(
+        LearningCell(dataset, ways, shots, seed, MAMLConfig(inner_lr, k, fo), its, net=NetConfig())
+        for fo, k in ((False, inner_steps), (True, inner_steps), (True, fo_long_steps))
+    )
+    return Experiment("maml-variants", cells)
 
 
 def training_stages(name: str, datasets: Names = None, ways: int = 3, shots: int = 1, stages: Counts = None,
@@ -470,6 +484,7 @@ def tables_3_4(
 EXPERIMENTS: dict[str, Callable[..., Experiment]] = {
     "tables-1-2": tables_1_2,
     "tables-3-4": tables_3_4,
+    "maml-variants": maml_variants,
     "stronger-tests": stronger_tests,
     "ways-shots": ways_shots,
     "training-stages": training_stages,

@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import checks, devices
 from .attacks import TARGETS, AttackConfig, attack_for
@@ -31,6 +31,9 @@ from .membership import GAMES
 from .models import ATTACK_NET, NetConfig, Params, init_params
 from .scores import EXTRA_SCORES
 from .seeds import Stream, derive_seed
+
+if TYPE_CHECKING:
+    from .training import TrainConfig
 
 DATASETS = ("mnist", "fashion-mnist")
 # The Gaussian mechanism's accounting (LearningCell): meta-batch 4 of a population of
@@ -58,17 +61,27 @@ def _check_keys(kind: str, config: dict, required: tuple[str, ...], optional: tu
         raise ValueError(f"{kind} config: missing keys {missing}, unknown keys {unknown}")
 
 
-def _train(cell: MembershipCell | LearningCell | AuditCell, eval_tasks: int, noise: TaskNoise | None = None):
-    """Meta-train ``cell.net`` on the cell's data set and task shape with its inner loop,
-    seed and length (cached in :func:`runs_dir`); returns the run's ``TrainResult``."""
-    from .training import TrainConfig, meta_train, run_folder
+def train_config(cell: MembershipCell | LearningCell | AuditCell, eval_tasks: int = 200,
+                 noise: TaskNoise | None = None) -> TrainConfig:  # fmt: skip
+    """The meta-training run of ``cell``: ``cell.net`` on its data set and task shape with
+    its inner loop, seed and length, meta-batch :data:`META_BATCH`, evaluated on
+    ``eval_tasks`` held-out tasks every :data:`EPOCH_ITERATIONS` (a snapshot each time)."""
+    from .training import TrainConfig
 
     extra: dict[str, Any] = {"noise": noise} if noise is not None else {}
-    tc = TrainConfig(
+    return TrainConfig(
         dataset=cell.dataset, ways=cell.ways, shots=cell.shots, net=cell.net, maml=cell.maml, seed=cell.seed,
         iterations=cell.train_iterations, meta_batch=META_BATCH, epoch_iterations=EPOCH_ITERATIONS,
         eval_tasks=eval_tasks, **extra,
     )  # fmt: skip
+
+
+def _train(cell: MembershipCell | LearningCell | AuditCell, eval_tasks: int, noise: TaskNoise | None = None):
+    """Meta-train (or load from :func:`runs_dir`) the run of :func:`train_config`;
+    returns its ``TrainResult``."""
+    from .training import meta_train, run_folder
+
+    tc = train_config(cell, eval_tasks, noise)
     return meta_train(tc, out_dir=run_folder(runs_dir(), tc), progress=False)
 
 

@@ -43,6 +43,15 @@ POINT_KEYS: dict[str, Callable[[Any], tuple]] = {
     "tables-1-2": lambda c: _membership(c).shape,
     "tables-3-4": lambda c: (_runtime(c).target, _runtime(c).iterations, _runtime(c).size),
     "stronger-tests": lambda c: _membership(c).shape,
+    "maml-variants": lambda c: (
+        _learning(c).dataset,
+        c.ways,
+        c.shots,
+        c.seed,
+        c.maml.inner_lr,
+        c.maml.inner_steps,
+        c.maml.first_order,
+    ),
     "ways-shots": lambda c: _membership(c).shape,
     "training-stages": lambda c: (*_membership(c).shape, _membership(c).stages),
     "first-order": lambda c: _membership(c).shape,
@@ -68,7 +77,12 @@ def point(experiment_name: str, config: Mapping) -> tuple:
 
 
 def shown(
-    experiment_name: str, profile: str, root: str | os.PathLike = "results", compute: bool = True, **knobs: Any
+    experiment_name: str,
+    profile: str,
+    root: str | os.PathLike = "results",
+    compute: bool = True,
+    paper_points: bool = True,
+    **knobs: Any,
 ) -> list[dict]:
     """The records a page of ``profile`` shows for one experiment of :mod:`.catalog`.
 
@@ -77,10 +91,15 @@ def shown(
     With ``knobs`` (a chapter rerun with other parameters): exactly the points of
     ``catalog.experiment(experiment_name, profile, **knobs)``, each from the paper
     profile when stored there, else computed in ``profile``. ``compute=False`` runs
-    nothing: cells not stored are left out."""
+    nothing: cells not stored are left out. ``paper_points=False``: exactly the cells of
+    ``profile`` with ``knobs``, none taken from the paper profile (for a knob that changes
+    what a point measures but not the point, such as the MAML chapter's training length)."""
     key = POINT_KEYS[experiment_name]
     paper = catalog.experiment(experiment_name, "paper")
     own = catalog.experiment(experiment_name, profile, **knobs)
+    if not paper_points:
+        records = run(own, profile, root, progress=False) if compute else load(own, profile, root, missing_ok=True)
+        return [dict(r, shown=profile) for r in records]
     if profile == "paper" and not knobs:
         records = run(paper, "paper", root, progress=False) if compute else load(paper, "paper", root, missing_ok=True)
         return [dict(r, shown="paper") for r in records]

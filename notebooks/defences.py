@@ -415,7 +415,7 @@ display(
     )
 )
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "The defences against three tests (MNIST where stored, else the first data set): AUC of the paper's attack (grey circles), of the best practical test chosen on validation trials (green diamonds) and of the worst case (the audit's ceiling on 1,000 trials, black crosses), against the noise level of each defence (clipping alone, sigma 0, is in the table below); one row per attack. Dashed: chance.", "name": "fig-defence-tests"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The defences against three tests (MNIST where stored, else the first data set): AUC of the paper's attack (grey circles), of the best practical test chosen on validation trials (green diamonds) and of the worst case (the audit's ceiling on 1,000 trials, black crosses), against the noise level of each defence (clipping alone, sigma 0, is in the table below); one row per attack. Where validation chose SSIM the diamond covers the circle. Dashed: chance.", "name": "fig-defence-tests"}}
 if len(strong):
     sets = sorted(strong.dataset.unique())
     ds_shown = "mnist" if "mnist" in sets else sets[0]

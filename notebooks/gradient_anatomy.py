@@ -58,7 +58,7 @@ iterations = None  # meta-iterations of the analysed runs; None takes the profil
 seed = 0
 profile = "quick"  # "quick" or "paper"
 inner_lr = 0.4
-run_dir = "../runs"  # trained runs are shared with the chapter "MAML and the gradient it shares"
+run_dir = None  # meta-training runs (resumable); None: the runner's run cache, shared with the MAML chapter
 
 # %% tags=["remove-cell"]
 from mamlpriv import pages
@@ -87,19 +87,29 @@ from mamlpriv.data import TaskSampler, load_dataset, stack_tasks
 from mamlpriv.maml import MAMLConfig
 from mamlpriv.plots import PAGE_WIDTH, PALETTE, integer_ticks
 from mamlpriv.seeds import Stream, derive_seed
-from mamlpriv.training import TrainConfig, meta_train, run_folder
+from mamlpriv.cells import runs_dir, train_config
+from mamlpriv.training import meta_train, run_folder
 
 scale = catalog.profile(profile)
+# the MAML chapter's second- and first-order runs with one inner step
+second, first = catalog.experiment(
+    "maml-variants",
+    profile,
+    dataset=dataset,
+    ways=ways,
+    shots=shots,
+    seed=seed,
+    inner_lr=inner_lr,
+    iterations=iterations,
+).cells[:2]
 P = dict(
-    iterations=scale.maml_iterations,
-    epoch_iterations=scale.maml_epoch,
-    eval_tasks=scale.maml_eval_tasks,
+    iterations=second.train_iterations,
+    # analysed snapshots: every maml_epoch meta-iterations (a tenth of a short rerun)
+    every=scale.maml_epoch if iterations is None else max(1, iterations // 10),
     analysis_tasks=scale.analysis_tasks,
     sweep_lrs=scale.sweep_lrs,
     sweep_steps=scale.sweep_steps,
 )
-if iterations is not None:
-    P["iterations"], P["epoch_iterations"] = iterations, max(1, iterations // 10)
 test_set = load_dataset(dataset, "test")
 sampler = TaskSampler(test_set, ways, shots)
 tasks = [
@@ -115,28 +125,22 @@ RUN_COLORS = {
 # %% [markdown]
 # ## The models
 #
-# Second- and first-order MAML, one inner step, trained exactly as in the previous
-# chapter (same configuration, so the runs are loaded from `run_dir` when that chapter
-# has run). Parameters were saved after every epoch; the analysis below runs on each
-# snapshot, on held-out tasks from the test split.
+# Second- and first-order MAML, one inner step: the first two runs of the previous
+# chapter, trained once for both chapters (kept in the runner's run cache, so a rerun
+# resumes). Parameters were saved every 100 meta-iterations; the analysis below runs on
+# the snapshots every `maml_epoch` of the profile, on held-out tasks from the test split.
 
 # %% tags=["remove-stderr", "hide-input"]
 results = {}
-for first_order in (False, True):
-    cfg = TrainConfig(
-        dataset=dataset,
-        ways=ways,
-        shots=shots,
-        seed=seed,
-        maml=MAMLConfig(inner_lr, 1, first_order),
-        iterations=P["iterations"],
-        epoch_iterations=P["epoch_iterations"],
-        eval_tasks=P["eval_tasks"],
-    )
-    out_dir = None if run_dir is None else run_folder(run_dir, cfg)
-    results["first-order" if first_order else "second-order"] = meta_train(
-        cfg, out_dir=out_dir
-    )
+for name, cell in (("second-order", second), ("first-order", first)):
+    cfg = train_config(cell)
+    out_dir = run_folder(runs_dir() if run_dir is None else run_dir, cfg)
+    res = meta_train(cfg, out_dir=out_dir)
+    last = max(res.snapshots)
+    res.snapshots = {
+        it: p for it, p in res.snapshots.items() if it % P["every"] == 0 or it == last
+    }
+    results[name] = res
 f = results["second-order"].forward  # both runs share the architecture
 maml1 = MAMLConfig(inner_lr, 1, False)
 
@@ -575,7 +579,7 @@ display(
     Markdown(
         "This chapter reads no stored results of the runner. Its two runs "
         f"({P['iterations']:,} meta-iterations each, {profile} profile) were "
-        f"meta-trained on this build or loaded from the run cache `{run_dir}` "
+        "meta-trained on this build or loaded from the run cache "
         f"(their training took {trained:.0f} s in all, on the machine that trained "
         f"them); every analysis above uses {P['analysis_tasks']} held-out tasks of "
         "the test split and is computed on this build. This page took "

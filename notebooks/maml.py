@@ -66,19 +66,19 @@
 dataset = "mnist"  # "mnist" or "fashion-mnist"
 ways = 5  # classes per task
 shots = 1  # support (and query) images per class
-iterations = None  # meta-iterations; None takes the profile's default
+iterations = None  # meta-iterations; None: the profile's (a stored paper-profile run if any)
 seed = 0
 profile = "quick"  # "quick" (1,000 meta-iterations; about 2 minutes on 2 cores) or "paper" (10,000)
 inner_lr = 0.4  # alpha
 inner_steps = 1  # k, for the second-order run and the first first-order run
 fo_long_steps = 5  # k for a second first-order run
-run_dir = "../runs"  # resumable runs, shared between chapters; None keeps nothing on disk
+results_dir = "../results"  # the runner's results: <results_dir>/<profile>/<experiment>/<cell>.json
 
 # %% tags=["remove-cell"]
 from mamlpriv import pages
 
 _params = pages.parameters(globals(), ["dataset", "ways", "shots", "iterations", "seed", "profile",
-                                       "inner_lr", "inner_steps", "fo_long_steps", "run_dir"]);
+                                       "inner_lr", "inner_steps", "fo_long_steps", "results_dir"]);
 
 # %% tags=["remove-input"]
 import time
@@ -94,20 +94,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mamlpriv import catalog
-from mamlpriv.maml import MAMLConfig
+from mamlpriv.cells import from_config
 from mamlpriv.plots import PALETTE, learning_curves
-from mamlpriv.training import TrainConfig, meta_train, run_folder
 
-scale = catalog.profile(profile)
-settings = dict(
-    iterations=scale.maml_iterations,
-    epoch_iterations=scale.maml_epoch,
-    eval_tasks=scale.maml_eval_tasks,
-)
-if iterations is not None:
-    settings["iterations"] = iterations
-    settings["epoch_iterations"] = max(1, iterations // 10)
 variants = [  # (label, first_order, k)
     (f"second-order, k={inner_steps}", False, inner_steps),
     (f"first-order, k={inner_steps}", True, inner_steps),
@@ -165,7 +154,7 @@ def meta_step(model, omega, tasks, alpha, k, optimizer):
 
 # %% tags=["hide-input"]
 from mamlpriv.data import TaskSampler, load_dataset
-from mamlpriv.maml import task_gradient
+from mamlpriv.maml import MAMLConfig, task_gradient
 from mamlpriv.models import ConvNet, forward, init_params
 
 model = ConvNet(ways)
@@ -188,25 +177,34 @@ assert gap <= 1e-4 * g_scale
 # same initialisation (the conv net of `mamlpriv.models.ConvNet`: four 3x3 conv blocks
 # with 32 channels and GroupNorm, meta-batch of 4 tasks, Adam at 1e-3). They differ only
 # in whether the gradient carries the Hessian terms and in the number of inner steps
-# $k$. After every epoch, accuracy is measured on held-out tasks drawn from the test
-# split, adapting with the same inner loop as in training. Each run is written to a
-# folder under `run_dir` named by a hash of its configuration and of the training code,
-# so an interrupted run resumes and the next chapter reuses the trained models.
+# $k$. Every 100 meta-iterations, accuracy is measured on 200 held-out tasks drawn from
+# the test split, adapting with the same inner loop as in training. The three runs are
+# the cells of the runner's `maml-variants` experiment (`mamlpriv.catalog.maml_variants`):
+# each is stored with its whole curve, so the page shows the paper profile's runs
+# (10,000 meta-iterations) where they are stored and trains the others here, resuming an
+# interrupted run.
 
-# %% tags=["remove-stderr"]
-runs, configs = {}, {}
-for label, first_order, k in variants:
-    cfg = TrainConfig(
-        dataset=dataset,
-        ways=ways,
-        shots=shots,
-        seed=seed,
-        maml=MAMLConfig(inner_lr, k, first_order),
-        **settings,
-    )
-    out = None if run_dir is None else run_folder(run_dir, cfg)
-    runs[label] = meta_train(cfg, out_dir=out).history
-    configs[label] = cfg
+# %% tags=["hide-input"]
+records = pages.shown(
+    "maml-variants",
+    profile,
+    results_dir,
+    paper_points=iterations is None,  # another length: train exactly that, here
+    dataset=dataset,
+    ways=ways,
+    shots=shots,
+    seed=seed,
+    inner_lr=inner_lr,
+    inner_steps=inner_steps,
+    fo_long_steps=fo_long_steps,
+    iterations=iterations,
+)
+by_variant = {
+    (c.maml.first_order, c.maml.inner_steps): r["result"]["history"]
+    for r in records
+    for c in [from_config(r["config"])]
+}
+runs = {label: by_variant[(fo, k)] for label, fo, k in variants}
 
 # %% mystnb={"figure": {"caption": "Meta-test accuracy on held-out tasks (test split) during meta-training: second-order MAML (teal) and first-order MAML with one and with more inner steps (orange, brown). Bands: 95% confidence intervals over the evaluation tasks; k is the number of inner steps; the dotted line is chance, 1/ways.", "name": "fig-maml-curves"}}
 ax = learning_curves(runs, chance=1 / ways, colors=colors)
@@ -280,9 +278,9 @@ display(
 )
 
 # %% [markdown]
-# The times are those of the machine that trained each run (a run loaded from `run_dir`
-# keeps the times it was trained with), so ratios between runs trained on different
-# occasions can mislead; `bench/maml_speed.py` measures both variants side by side.
+# The times are those of the machine that trained each run (a stored run keeps the times
+# it was trained with), so ratios between runs trained on different occasions can
+# mislead; `bench/maml_speed.py` measures both variants side by side.
 #
 # ## Where these numbers come from
 
@@ -290,14 +288,10 @@ display(
 trained = sum(h[-1]["train_seconds"] for h in runs.values())
 display(
     Markdown(
-        "This chapter reads no stored results of the runner. The "
-        f"{len(runs)} runs above were meta-trained for "
-        f"{settings['iterations']:,} meta-iterations each ({profile} profile) on "
-        f"this build, or loaded from the run cache `{run_dir}`, where a run is "
-        "kept under a hash of its configuration and of the training code; their "
-        f"training took {trained:.0f} s in all, on the machine that trained them. "
-        f"Each accuracy is measured on {settings['eval_tasks']} held-out tasks. "
-        f"This page took {time.perf_counter() - _chapter_start:.0f} s to execute."
+        "- " + pages.where_from(records, "MAML runs", trials=False) + "\n"
+        f"- Each run: {runs[variants[0][0]][-1]['iteration']:,} meta-iterations; their "
+        f"training took {trained:.0f} s in all, on the machines that trained them.\n"
+        f"- This page took {time.perf_counter() - _chapter_start:.0f} s to execute."
     )
 )
 

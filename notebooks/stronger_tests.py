@@ -151,8 +151,6 @@ rows = strength.strength_rows(records)
 names = {k: v[0] for k, v in strength.TESTS.items()}
 
 
-
-
 def comparison_table(rows, attack):
     table = {}
     for r in rows:

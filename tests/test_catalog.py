@@ -8,6 +8,7 @@ from mamlpriv import catalog, pages
 from mamlpriv.attacks import attack_for
 from mamlpriv.cells import AuditCell, LearningCell, MembershipCell, RuntimeCell
 from mamlpriv.defenses import LOCATIONS, GaussianMechanismSpec, RawNoise
+from mamlpriv.models import ATTACK_NET, NetConfig
 from mamlpriv.runner import PROFILES, Experiment, cell_id
 from mamlpriv.scores import EXTRA_SCORES
 
@@ -34,7 +35,8 @@ def test_cell_kinds_per_experiment(grids):
         if name == "aggregation":
             assert {type(c) for c in exp.cells} == {MembershipCell, LearningCell}
             continue
-        kinds = {"tables-3-4": RuntimeCell, "defence-learning": LearningCell, "audit": AuditCell}
+        kinds = {"tables-3-4": RuntimeCell, "defence-learning": LearningCell, "audit": AuditCell,
+                 "maml-variants": LearningCell}  # fmt: skip
         kind = kinds.get(name, MembershipCell)
         assert all(type(c) is kind for c in exp.cells), name
 
@@ -73,6 +75,19 @@ def test_membership_cells_take_the_profile_and_the_target_s_defaults():
     assert (s.trials, s.validation, s.train_iterations, s.seed) == (100, 100, 1000, 0)
     assert s.maml.inner_lr == catalog.INNER_LR and not s.maml.first_order and s.maml.inner_steps == 1
     assert catalog.membership(p, "mnist", "support", 5, 2, stages=(0, 300), learning=True).stages == (0, 300)
+
+
+def test_the_maml_chapter_s_runs(grids):
+    """Second order, first order, first order with more steps, on the chapter's net
+    (GroupNorm), as long as the profile says or the knob asks."""
+    for profile, length in (("quick", 1000), ("paper", 10000)):
+        runs = grids[profile]["maml-variants"].cells
+        assert [(c.maml.first_order, c.maml.inner_steps) for c in runs] == [(False, 1), (True, 1), (True, 5)]
+        assert all(c.train_iterations == length and c.net == NetConfig() and c.maml.inner_lr == 0.4 for c in runs)
+        assert all(c.net != ATTACK_NET and c.noise is None for c in runs)
+    short = catalog.experiment("maml-variants", "quick", dataset="fashion-mnist", iterations=2, fo_long_steps=3)
+    assert [(c.dataset, c.train_iterations, c.maml.inner_steps) for c in short.cells] == [
+        ("fashion-mnist", 2, 1), ("fashion-mnist", 2, 1), ("fashion-mnist", 2, 3)]  # fmt: skip
 
 
 def test_training_stage_knobs_change_exactly_the_grid(grids):

@@ -171,6 +171,22 @@ def test_shown_with_knobs_shows_exactly_the_requested_points(tmp_path, demo):
     assert demo == [7]
 
 
+def test_shown_without_paper_points_computes_exactly_the_knobs_cells(tmp_path, demo):
+    """paper_points=False: a stored paper point does not stand in (the MAML chapter's
+    training length changes what a point measures, not the point)."""
+    from mamlpriv import runner
+
+    runner.run(Experiment("demo", (DemoCell(1, 50),)), "paper", tmp_path, progress=False)
+    demo.clear()
+    assert seen(pages.shown("demo", "quick", tmp_path, paper_points=False, seeds=(1, 5))) == {
+        (1, 10): "quick", (5, 10): "quick"}  # fmt: skip
+    assert sorted(demo) == [1, 5]
+    demo.clear()  # compute=False reads what that run stored, and computes nothing
+    assert seen(pages.shown("demo", "quick", tmp_path, compute=False, paper_points=False, seeds=(1, 6))) == {
+        (1, 10): "quick"}  # fmt: skip
+    assert demo == []
+
+
 # ----- a chapter's parameters ----------------------------------------------------------------
 
 def test_parameters_returns_the_chapter_s_values():
