@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 
 from . import checks
 from .attacks import TARGETS, attack_for
-from .cells import DATASETS, META_BATCH, AuditCell, LearningCell, MembershipCell, RuntimeCell
+from .cells import DATASETS, META_BATCH, AnatomyCell, AuditCell, LearningCell, MembershipCell, RuntimeCell
 from .defenses import LOCATIONS, Defence, GaussianMechanismSpec, RawNoise
 from .maml import MAMLConfig
 from .models import NetConfig
@@ -280,6 +280,20 @@ def maml_variants(name: str, dataset: str = "mnist", ways: int = 5, shots: int =
     return Experiment("maml-variants", cells)
 
 
+def gradient_anatomy(name: str, dataset: str = "mnist", ways: int = 5, shots: int = 1, seed: int = 0,
+                     inner_lr: float = 0.4, iterations: Count = None) -> Experiment:  # fmt: skip
+    """The gradient-anatomy chapter's measurements (:class:`~mamlpriv.cells.AnatomyCell`)
+    on the first two runs of :func:`maml_variants`: snapshots every ``maml_epoch`` of the
+    profile (a tenth of ``iterations`` when given), ``analysis_tasks`` held-out tasks, the
+    sweep over ``sweep_lrs`` and ``sweep_steps``."""
+    p = profile(name)
+    its = _knob("iterations", iterations, p.maml_iterations)
+    every = p.maml_epoch if iterations is None else max(1, its // 10)
+    cell = AnatomyCell(dataset, ways, shots, seed, inner_lr, its, every, p.analysis_tasks, p.sweep_lrs, p.sweep_steps,
+                       INNER_LR)  # fmt: skip
+    return Experiment("gradient-anatomy", (cell,))
+
+
 def training_stages(name: str, datasets: Names = None, ways: int = 3, shots: int = 1, stages: Counts = None,
                     trials: Count = None, validation: Count = None, train_iterations: Count = None,
                     lrs: Sequence[float] = STAGE_TUNED_LRS) -> Experiment:  # fmt: skip
@@ -485,6 +499,7 @@ EXPERIMENTS: dict[str, Callable[..., Experiment]] = {
     "tables-1-2": tables_1_2,
     "tables-3-4": tables_3_4,
     "maml-variants": maml_variants,
+    "gradient-anatomy": gradient_anatomy,
     "stronger-tests": stronger_tests,
     "ways-shots": ways_shots,
     "training-stages": training_stages,

@@ -33,6 +33,8 @@ from .scores import EXTRA_SCORES
 from .seeds import Stream, derive_seed
 
 if TYPE_CHECKING:
+    import torch
+
     from .training import TrainConfig
 
 DATASETS = ("mnist", "fashion-mnist")
@@ -530,8 +532,131 @@ class AuditCell:
         }
 
 
-Cell = MembershipCell | LearningCell | RuntimeCell | AuditCell
-KINDS: dict[str, type] = {c.kind: c for c in (MembershipCell, LearningCell, RuntimeCell, AuditCell)}
+@dataclass(frozen=True)
+class AnatomyCell:
+    """The gradient-anatomy chapter's measurements on the MAML chapter's second- and
+    first-order runs (one inner step at ``inner_lr``, the default
+    :class:`~mamlpriv.models.NetConfig`, ``train_iterations``; the same cached runs as
+    their :class:`LearningCell`), on ``tasks`` held-out tasks of the test split:
+
+    - ``decomposition``: per run and snapshot (every ``every`` meta-iterations and the
+      last) the support share |g - g_FO| / |g| (mean, sd), cos(g, g_FO) and |g|;
+    - ``swaps``: per run and snapshot, the cosine between the gradient the run shares and
+      the one after one set is swapped (:func:`mamlpriv.analysis.swap_cosines`);
+    - ``sweep``: on the final second-order model, the support share and the same-class
+      swap cosines at each inner rate of ``sweep_lrs`` and step count of ``sweep_steps``;
+    - ``attack_swaps``: the swap cosines on the untrained attacked network
+      (:data:`~mamlpriv.models.ATTACK_NET`, 3-way 1-shot, inner rate ``attack_inner_lr``)."""
+
+    dataset: str
+    ways: int
+    shots: int
+    seed: int
+    inner_lr: float
+    train_iterations: int
+    every: int
+    tasks: int
+    sweep_lrs: tuple[float, ...]
+    sweep_steps: tuple[int, ...]
+    attack_inner_lr: float
+
+    kind: ClassVar[str] = "anatomy"
+
+    def __post_init__(self) -> None:
+        _check_run(self)
+        checks.real("inner_lr", self.inner_lr, 0.0, lo_open=True)
+        checks.real("attack_inner_lr", self.attack_inner_lr, 0.0, lo_open=True)
+        checks.integer("every", self.every, 1)
+        checks.integer("tasks", self.tasks, 2)
+        for name in ("sweep_lrs", "sweep_steps"):
+            if not isinstance(getattr(self, name), tuple) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty tuple, got {getattr(self, name)!r}")
+        for lr in self.sweep_lrs:
+            checks.real("sweep_lrs", lr, 0.0, lo_open=True)
+        for k in self.sweep_steps:
+            checks.integer("sweep_steps", k, 1)
+
+    def run(self, first_order: bool) -> LearningCell:
+        """The MAML chapter's run this cell analyses."""
+        maml = MAMLConfig(self.inner_lr, 1, first_order)
+        return LearningCell(
+            self.dataset, self.ways, self.shots, self.seed, maml, self.train_iterations, net=NetConfig()
+        )
+
+    def to_config(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(anatomy=True, sweep_lrs=list(self.sweep_lrs), sweep_steps=list(self.sweep_steps))
+        return d
+
+    @classmethod
+    def from_config(cls, c: dict) -> AnatomyCell:
+        names = ("dataset", "ways", "shots", "seed", "inner_lr", "train_iterations", "every", "tasks",
+                 "sweep_lrs", "sweep_steps", "attack_inner_lr")  # fmt: skip
+        _check_keys("anatomy cell", c, ("anatomy", *names))
+        d = {k: c[k] for k in names}
+        return cls(**{**d, "sweep_lrs": tuple(d["sweep_lrs"]), "sweep_steps": tuple(d["sweep_steps"])})
+
+    def compute(self) -> dict:
+        from .analysis import decomposition_stats, swap_cosines
+        from .data import TaskSampler, load_dataset, stack_tasks
+        from .models import forward
+
+        test = load_dataset(self.dataset, "test")
+
+        def probe_tasks(ways: int, shots: int) -> list:
+            sampler = TaskSampler(test, ways, shots)
+            return [sampler.sample(derive_seed(self.seed, Stream.PROBE, i)) for i in range(self.tasks)]
+
+        def mean(v: torch.Tensor) -> float:
+            return float(v.mean())
+
+        tasks = probe_tasks(self.ways, self.shots)
+        batch = stack_tasks(tasks)
+        second_order = MAMLConfig(self.inner_lr, 1, False)  # the decomposition of g, for both runs
+        out: dict[str, Any] = {"decomposition": [], "swaps": [], "sweep": [], "attack_swaps": [], "train_seconds": {}}
+        final: tuple = ()
+        for run, fo in (("second-order", False), ("first-order", True)):
+            res = _train(self.run(fo), eval_tasks=200)
+            f, last = res.forward, max(res.snapshots)
+            out["train_seconds"][run] = res.history[-1]["train_seconds"]
+            for it, params in sorted(res.snapshots.items()):
+                if it % self.every and it != last:
+                    continue
+                st = decomposition_stats(f, params, batch, second_order)
+                out["decomposition"].append({
+                    "run": run, "iteration": it, "support_share": mean(st["support_share"]),
+                    "support_share_sd": float(st["support_share"].std()), "cos_fo": mean(st["cos_fo"]),
+                    "g_norm": mean(st["g_norm"]),
+                })  # fmt: skip
+                cos = swap_cosines(f, params, test, tasks, MAMLConfig(self.inner_lr, 1, fo), seed=self.seed)
+                out["swaps"] += [
+                    {"run": run, "iteration": it, "set": which, "replacement": kind, "cosine": mean(v)}
+                    for (which, kind), v in cos.items()
+                ]
+            if not fo:
+                final = (f, res.params)
+        f, params = final
+        for k in self.sweep_steps:
+            for lr in self.sweep_lrs:
+                cfg = MAMLConfig(lr, k, False)
+                st = decomposition_stats(f, params, batch, cfg)
+                cos = swap_cosines(f, params, test, tasks, cfg, seed=self.seed)
+                out["sweep"].append({
+                    "k": k, "alpha": lr, "support_share": mean(st["support_share"]),
+                    "cos_support_swap": mean(cos[("support", "same-class")]),
+                    "cos_query_swap": mean(cos[("query", "same-class")]),
+                })  # fmt: skip
+        model = ATTACK_NET.build(3)
+        cos = swap_cosines(forward(model), init_params(model, seed=self.seed), test, probe_tasks(3, 1),
+                           MAMLConfig(self.attack_inner_lr, 1, False), seed=self.seed)  # fmt: skip
+        out["attack_swaps"] = [
+            {"set": which, "replacement": kind, "cosine": mean(v)} for (which, kind), v in cos.items()
+        ]
+        return out
+
+
+Cell = MembershipCell | LearningCell | RuntimeCell | AuditCell | AnatomyCell
+KINDS: dict[str, type] = {c.kind: c for c in (MembershipCell, LearningCell, RuntimeCell, AuditCell, AnatomyCell)}
 
 
 def from_config(config: dict) -> Cell:
@@ -542,6 +667,8 @@ def from_config(config: dict) -> Cell:
         return RuntimeCell.from_config(config)
     if "audit" in config:
         return AuditCell.from_config(config)
+    if "anatomy" in config:
+        return AnatomyCell.from_config(config)
     if "target" in config:
         return MembershipCell.from_config(config)
     return LearningCell.from_config(config)
@@ -553,6 +680,7 @@ def shape_key(config: dict) -> tuple[str, str, int, int]:
 
 
 __all__ = [
+    "AnatomyCell",
     "AuditCell",
     "Cell",
     "LearningCell",

@@ -38,20 +38,18 @@ def _runtime(c: Cell) -> RuntimeCell:
     return c
 
 
+def _run_point(c: LearningCell) -> tuple:
+    """A MAML chapter's run, whatever its length."""
+    return (c.dataset, c.ways, c.shots, c.seed, c.maml.inner_lr, c.maml.inner_steps, c.maml.first_order)
+
+
 # experiment -> the point of a typed cell
 POINT_KEYS: dict[str, Callable[[Any], tuple]] = {
     "tables-1-2": lambda c: _membership(c).shape,
     "tables-3-4": lambda c: (_runtime(c).target, _runtime(c).iterations, _runtime(c).size),
     "stronger-tests": lambda c: _membership(c).shape,
-    "maml-variants": lambda c: (
-        _learning(c).dataset,
-        c.ways,
-        c.shots,
-        c.seed,
-        c.maml.inner_lr,
-        c.maml.inner_steps,
-        c.maml.first_order,
-    ),
+    "maml-variants": lambda c: _run_point(_learning(c)),
+    "gradient-anatomy": lambda c: (c.dataset, c.ways, c.shots, c.seed, c.inner_lr),
     "ways-shots": lambda c: _membership(c).shape,
     "training-stages": lambda c: (*_membership(c).shape, _membership(c).stages),
     "first-order": lambda c: _membership(c).shape,

@@ -58,13 +58,13 @@ iterations = None  # meta-iterations of the analysed runs; None takes the profil
 seed = 0
 profile = "quick"  # "quick" or "paper"
 inner_lr = 0.4
-run_dir = None  # meta-training runs (resumable); None: the runner's run cache, shared with the MAML chapter
+results_dir = "../results"  # the runner's results: <results_dir>/<profile>/<experiment>/<cell>.json
 
 # %% tags=["remove-cell"]
 from mamlpriv import pages
 
 _params = pages.parameters(globals(), ["dataset", "ways", "shots", "iterations", "seed", "profile",
-                                       "inner_lr", "run_dir"]);
+                                       "inner_lr", "results_dir"]);
 
 # %% tags=["remove-input"]
 import time
@@ -80,43 +80,24 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
-from tqdm import tqdm
 
-from mamlpriv import analysis, catalog
-from mamlpriv.data import TaskSampler, load_dataset, stack_tasks
-from mamlpriv.maml import MAMLConfig
+from mamlpriv import analysis
 from mamlpriv.plots import PAGE_WIDTH, PALETTE, integer_ticks
-from mamlpriv.seeds import Stream, derive_seed
-from mamlpriv.cells import runs_dir, train_config
-from mamlpriv.training import meta_train, run_folder
 
-scale = catalog.profile(profile)
-# the MAML chapter's second- and first-order runs with one inner step
-second, first = catalog.experiment(
-    "maml-variants",
+# the measurements of this page: one cell of the runner's gradient-anatomy experiment
+(record,) = pages.shown(
+    "gradient-anatomy",
     profile,
+    results_dir,
+    paper_points=iterations is None,  # another length: computed exactly, here
     dataset=dataset,
     ways=ways,
     shots=shots,
     seed=seed,
     inner_lr=inner_lr,
     iterations=iterations,
-).cells[:2]
-P = dict(
-    iterations=second.train_iterations,
-    # analysed snapshots: every maml_epoch meta-iterations (a tenth of a short rerun)
-    every=scale.maml_epoch if iterations is None else max(1, iterations // 10),
-    analysis_tasks=scale.analysis_tasks,
-    sweep_lrs=scale.sweep_lrs,
-    sweep_steps=scale.sweep_steps,
 )
-test_set = load_dataset(dataset, "test")
-sampler = TaskSampler(test_set, ways, shots)
-tasks = [
-    sampler.sample(derive_seed(seed, Stream.PROBE, i))
-    for i in range(P["analysis_tasks"])
-]
-batch = stack_tasks(tasks)
+cell, measured = record["config"], record["result"]
 RUN_COLORS = {
     "second-order": PALETTE["second order"],
     "first-order": PALETTE["first order"],
@@ -126,23 +107,9 @@ RUN_COLORS = {
 # ## The models
 #
 # Second- and first-order MAML, one inner step: the first two runs of the previous
-# chapter, trained once for both chapters (kept in the runner's run cache, so a rerun
-# resumes). Parameters were saved every 100 meta-iterations; the analysis below runs on
-# the snapshots every `maml_epoch` of the profile, on held-out tasks from the test split.
-
-# %% tags=["remove-stderr", "hide-input"]
-results = {}
-for name, cell in (("second-order", second), ("first-order", first)):
-    cfg = train_config(cell)
-    out_dir = run_folder(runs_dir() if run_dir is None else run_dir, cfg)
-    res = meta_train(cfg, out_dir=out_dir)
-    last = max(res.snapshots)
-    res.snapshots = {
-        it: p for it, p in res.snapshots.items() if it % P["every"] == 0 or it == last
-    }
-    results[name] = res
-f = results["second-order"].forward  # both runs share the architecture
-maml1 = MAMLConfig(inner_lr, 1, False)
+# chapter (the same cached runs; `mamlpriv.cells.AnatomyCell` lists what is measured on
+# them). Parameters were saved every 100 meta-iterations; the analysis below runs on
+# snapshots spaced by the profile's `maml_epoch`, on held-out tasks from the test split.
 
 # %% [markdown]
 # ## How large is the support correction?
@@ -152,23 +119,15 @@ maml1 = MAMLConfig(inner_lr, 1, False)
 # $g_{FO}$. For the first-order run the same decomposition measures what its shared
 # gradient leaves out.
 
-# %% tags=["remove-stderr", "hide-input"]
-rows = []
-for run, res in results.items():
-    snapshots = sorted(res.snapshots.items())
-    for it, params in tqdm(snapshots, desc=f"decompose ({run})", mininterval=5):
-        st = analysis.decomposition_stats(f, params, batch, maml1)
-        rows.append(
-            {
-                "run": run,
-                "iteration": it,
-                "support share": float(st["support_share"].mean()),
-                "support share sd": float(st["support_share"].std()),
-                "cos(g, g_FO)": float(st["cos_fo"].mean()),
-                "|g|": float(st["g_norm"].mean()),
-            }
-        )
-decomp = pd.DataFrame(rows)
+# %% tags=["hide-input"]
+decomp = pd.DataFrame(measured["decomposition"]).rename(
+    columns={
+        "support_share": "support share",
+        "support_share_sd": "support share sd",
+        "cos_fo": "cos(g, g_FO)",
+        "g_norm": "|g|",
+    }
+)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Anatomy of the second-order task gradient over meta-training (held-out tasks, one inner step), for the snapshots of the second-order run (teal) and of the first-order run (orange). Left: norm of the support (Hessian) correction relative to the whole gradient, mean and one standard deviation over tasks. Right: cosine between the second-order gradient and its query part, the first-order gradient.", "name": "fig-anatomy-decomposition"}}
 fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.4))
@@ -216,24 +175,8 @@ decomp.pivot(
 # near 1 means the gradient hardly depends on that set, so an attacker who matches
 # gradients has little to go on.
 
-# %% tags=["remove-stderr", "hide-input"]
-rows = []
-for run, res in results.items():
-    cfg_run = MAMLConfig(inner_lr, 1, run == "first-order")
-    snapshots = sorted(res.snapshots.items())
-    for it, params in tqdm(snapshots, desc=f"swaps ({run})", mininterval=5):
-        cos = analysis.swap_cosines(f, params, test_set, tasks, cfg_run, seed=seed)
-        for (which, kind), v in cos.items():
-            rows.append(
-                {
-                    "run": run,
-                    "iteration": it,
-                    "swapped set": which,
-                    "replacement": kind,
-                    "cosine": float(v.mean()),
-                }
-            )
-swaps = pd.DataFrame(rows)
+# %% tags=["hide-input"]
+swaps = pd.DataFrame(measured["swaps"]).rename(columns={"set": "swapped set"})
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Cosine between a task's shared gradient and the gradient after replacing its support set (purple) or its query set (red) by other images of the same classes (solid), of other classes (dashed) or by noise (dotted), over meta-training, for the gradient that each run shares. Lower means the gradient depends more on that set.", "name": "fig-anatomy-swaps"}}
 fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.6), sharey=True)
@@ -294,26 +237,14 @@ final.pivot_table(
 # and the swap cosines for other images of the same classes, the hardest case for an
 # attacker.
 
-# %% tags=["remove-stderr", "hide-input"]
-final_params = results["second-order"].params
-rows = []
-for k in P["sweep_steps"]:
-    for lr in tqdm(P["sweep_lrs"], desc=f"sweep k={k}", mininterval=5):
-        cfg_s = MAMLConfig(lr, k, False)
-        st = analysis.decomposition_stats(f, final_params, batch, cfg_s)
-        cos = analysis.swap_cosines(
-            f, final_params, test_set, tasks, cfg_s, seed=seed
-        )
-        rows.append(
-            {
-                "k": k,
-                "alpha": lr,
-                "support share": float(st["support_share"].mean()),
-                "cos support swap": float(cos[("support", "same-class")].mean()),
-                "cos query swap": float(cos[("query", "same-class")].mean()),
-            }
-        )
-sweep = pd.DataFrame(rows)
+# %% tags=["hide-input"]
+sweep = pd.DataFrame(measured["sweep"]).rename(
+    columns={
+        "support_share": "support share",
+        "cos_support_swap": "cos support swap",
+        "cos_query_swap": "cos query swap",
+    }
+)
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Final second-order model: support share of the gradient (left) and cosine after swapping the support set (middle) or the query set (right) for other images of the same classes, against the inner learning rate (log scale), for several numbers of inner steps k (darker: more steps).", "name": "fig-anatomy-sweep"}}
 fig, axes = plt.subplots(1, 3, figsize=(PAGE_WIDTH, 3.2))
@@ -331,7 +262,7 @@ for ax, title in zip(axes, titles):
     ax.set_title(title, fontsize=10)
     ax.set_xscale("log")
     ax.set_xticks(
-        list(P["sweep_lrs"]), [f"{a:g}" for a in P["sweep_lrs"]], fontsize=8
+        cell["sweep_lrs"], [f"{a:g}" for a in cell["sweep_lrs"]], fontsize=8
     )
     ax.minorticks_off()
     ax.set_xlabel(r"inner rate $\alpha$")
@@ -353,7 +284,7 @@ plt.show()
 
 # %% tags=["hide-input"]
 rows = []
-for run in results:
+for run in RUN_COLORS:
     mine = final[final["run"] == run]
     for kind in analysis.SWAPS:
         swapped = mine[mine["replacement"] == kind].set_index("swapped set")[
@@ -394,26 +325,10 @@ display(
 # over to the attacked setting:
 
 # %% tags=["hide-input"]
-from mamlpriv.models import ATTACK_NET, init_params
-from mamlpriv.models import forward as as_function
-
-attack_tasks = [
-    TaskSampler(test_set, 3, 1).sample(derive_seed(seed, Stream.PROBE, i))
-    for i in range(P["analysis_tasks"])
-]
-attack_model = ATTACK_NET.build(3)
-attack_cos = analysis.swap_cosines(
-    as_function(attack_model),
-    init_params(attack_model, seed=seed),
-    test_set,
-    attack_tasks,
-    MAMLConfig(catalog.INNER_LR, 1, False),
-    seed=seed,
-)
+attack_cos = {(r["set"], r["replacement"]): r["cosine"] for r in measured["attack_swaps"]}
 attack_rows = []
 for kind in analysis.SWAPS:
-    c_s = float(attack_cos[("support", kind)].mean())
-    c_q = float(attack_cos[("query", kind)].mean())
+    c_s, c_q = attack_cos[("support", kind)], attack_cos[("query", kind)]
     attack_rows.append(
         {
             "replacement": kind,
@@ -426,8 +341,8 @@ attack_swaps = pd.DataFrame(attack_rows).set_index("replacement")
 more = attack_swaps["g depends more on"].value_counts().to_dict()
 display(
     Markdown(
-        f"On the attacked network ({len(attack_tasks)} test tasks, inner rate "
-        f"{catalog.INNER_LR}), the shared gradient depends more on the query "
+        f"On the attacked network ({cell['tasks']} test tasks, inner rate "
+        f"{cell['attack_inner_lr']}), the shared gradient depends more on the query "
         f"set for {more.get('query set', 0)} of {len(attack_swaps)} kinds of "
         "replacement and more "
         f"on the support set for {more.get('support set', 0)}."
@@ -574,16 +489,14 @@ pd.DataFrame(examples).set_index("M_s")
 # ## Where these numbers come from
 
 # %% tags=["hide-input"]
-trained = sum(res.history[-1]["train_seconds"] for res in results.values())
+trained = sum(measured["train_seconds"].values())
 display(
     Markdown(
-        "This chapter reads no stored results of the runner. Its two runs "
-        f"({P['iterations']:,} meta-iterations each, {profile} profile) were "
-        "meta-trained on this build or loaded from the run cache "
-        f"(their training took {trained:.0f} s in all, on the machine that trained "
-        f"them); every analysis above uses {P['analysis_tasks']} held-out tasks of "
-        "the test split and is computed on this build. This page took "
-        f"{time.perf_counter() - _chapter_start:.0f} s to execute."
+        "- " + pages.where_from([record], "Gradient-anatomy cell", trials=False) + "\n"
+        f"- Its two runs: {cell['train_iterations']:,} meta-iterations each, "
+        f"trained in {trained:.0f} s in all on the machine that trained them; every "
+        f"analysis above uses {cell['tasks']} held-out tasks of the test split.\n"
+        f"- This page took {time.perf_counter() - _chapter_start:.0f} s to execute."
     )
 )
 

@@ -6,7 +6,7 @@ import pytest
 
 from mamlpriv import catalog, pages
 from mamlpriv.attacks import attack_for
-from mamlpriv.cells import AuditCell, LearningCell, MembershipCell, RuntimeCell
+from mamlpriv.cells import AnatomyCell, AuditCell, LearningCell, MembershipCell, RuntimeCell
 from mamlpriv.defenses import LOCATIONS, GaussianMechanismSpec, RawNoise
 from mamlpriv.models import ATTACK_NET, NetConfig
 from mamlpriv.runner import PROFILES, Experiment, cell_id
@@ -36,7 +36,7 @@ def test_cell_kinds_per_experiment(grids):
             assert {type(c) for c in exp.cells} == {MembershipCell, LearningCell}
             continue
         kinds = {"tables-3-4": RuntimeCell, "defence-learning": LearningCell, "audit": AuditCell,
-                 "maml-variants": LearningCell}  # fmt: skip
+                 "maml-variants": LearningCell, "gradient-anatomy": AnatomyCell}  # fmt: skip
         kind = kinds.get(name, MembershipCell)
         assert all(type(c) is kind for c in exp.cells), name
 
@@ -88,6 +88,17 @@ def test_the_maml_chapter_s_runs(grids):
     short = catalog.experiment("maml-variants", "quick", dataset="fashion-mnist", iterations=2, fo_long_steps=3)
     assert [(c.dataset, c.train_iterations, c.maml.inner_steps) for c in short.cells] == [
         ("fashion-mnist", 2, 1), ("fashion-mnist", 2, 1), ("fashion-mnist", 2, 3)]  # fmt: skip
+
+
+def test_the_anatomy_chapter_s_cell_analyses_the_first_two_maml_runs(grids):
+    for profile, every in (("quick", 100), ("paper", 500)):
+        (cell,) = grids[profile]["gradient-anatomy"].cells
+        second, first = grids[profile]["maml-variants"].cells[:2]
+        assert (cell.run(False), cell.run(True)) == (second, first) and cell.every == every
+        p = catalog.profile(profile)
+        assert (cell.tasks, cell.sweep_lrs, cell.sweep_steps) == (p.analysis_tasks, p.sweep_lrs, p.sweep_steps)
+    (short,) = catalog.experiment("gradient-anatomy", "quick", iterations=250).cells
+    assert (short.train_iterations, short.every) == (250, 25)
 
 
 def test_training_stage_knobs_change_exactly_the_grid(grids):

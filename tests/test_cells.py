@@ -12,7 +12,7 @@ from conftest import REPO, assert_results_close, flat
 
 from mamlpriv import catalog, cells
 from mamlpriv.attacks import AttackConfig
-from mamlpriv.cells import RUNTIME_SHAPES, AuditCell, LearningCell, MembershipCell, RuntimeCell
+from mamlpriv.cells import RUNTIME_SHAPES, AnatomyCell, AuditCell, LearningCell, MembershipCell, RuntimeCell
 from mamlpriv.defenses import GaussianMechanismSpec, RawNoise
 from mamlpriv.maml import MAMLConfig
 from mamlpriv.metrics import roc_auc
@@ -25,7 +25,7 @@ QUICK = catalog.profile("quick")
 
 # Experiments whose paper-profile run is under way (resumable: `python -m mamlpriv run
 # --profile paper --experiment NAME`); their stored cells must still be catalog cells.
-RUNNING = {"stronger-tests", "defence-tests", "maml-variants"}
+RUNNING = {"stronger-tests", "defence-tests", "maml-variants", "gradient-anatomy"}
 
 
 def test_the_paper_results_are_there():
@@ -57,7 +57,9 @@ def test_each_kind_of_stored_cell_has_its_type(records):
     assert kinds["tables-3-4"] == {RuntimeCell} and kinds["defence-learning"] == {LearningCell}
     assert kinds.get("audit", {AuditCell}) == {AuditCell}
     assert kinds.get("aggregation", {MembershipCell}) <= {MembershipCell, LearningCell}
-    mixed = ("tables-3-4", "defence-learning", "audit", "aggregation")
+    assert kinds.get("maml-variants", {LearningCell}) == {LearningCell}
+    assert kinds.get("gradient-anatomy", {AnatomyCell}) == {AnatomyCell}
+    mixed = ("tables-3-4", "defence-learning", "audit", "aggregation", "maml-variants", "gradient-anatomy")
     assert all(k == {MembershipCell} for name, k in kinds.items() if name not in mixed)
 
 
@@ -98,7 +100,7 @@ def test_learning_and_runtime_configs_round_trip():
     assert a.to_config()["noise"] == {"clip": 0.1, "noise_multiplier": 1.0}
     assert "inner_steps" not in a.to_config() and b.to_config()["first_order"] is True
     assert cells.KINDS == {"membership": MembershipCell, "learning": LearningCell, "runtime": RuntimeCell,
-                           "audit": AuditCell}  # fmt: skip
+                           "audit": AuditCell, "anatomy": AnatomyCell}  # fmt: skip
 
 
 def test_runtime_shapes_have_the_named_number_of_images():
@@ -152,6 +154,22 @@ def _learning_config(**changes):
 def test_learning_and_runtime_cells_refuse_bad_configs(config, error, match):
     with pytest.raises(error, match=match):
         cells.from_config(config)
+
+
+ANATOMY = AnatomyCell("mnist", 3, 1, 0, 0.4, 2, 1, 3, (0.1,), (1, 2), 0.1)
+
+
+def test_anatomy_config_round_trips_and_refuses_bad_values():
+    config = ANATOMY.to_config()
+    assert json.loads(json.dumps(config)) == config and config["anatomy"] is True
+    assert cells.from_config(config) == ANATOMY and cell_id(cells.from_config(config).to_config()) == cell_id(config)
+    for field, value, match in [("sweep_lrs", (), "sweep_lrs"), ("sweep_lrs", (0.0,), "sweep_lrs"),
+                                ("sweep_steps", (0,), "sweep_steps"), ("tasks", 1, "tasks"), ("every", 0, "every"),
+                                ("inner_lr", float("nan"), "inner_lr"), ("dataset", "svhn", "dataset")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            replace(ANATOMY, **{field: value})
+    with pytest.raises(ValueError, match=r"unknown keys \['colour'\]"):
+        cells.from_config({**config, "colour": "red"})
 
 
 def test_from_config_refuses_a_non_dict():
@@ -240,3 +258,29 @@ def test_extra_scores_ride_on_the_same_trials_and_leave_ssim_unchanged(mnist_tes
         replace(base, scores=("combined",))
     with pytest.raises(ValueError, match="scores"):
         replace(base, scores=("lira",))
+
+
+@pytest.mark.slow
+def test_the_anatomy_cell_measures_the_maml_chapter_s_runs(mnist_test, monkeypatch, tmp_path):
+    """Its rows are the analysis functions' numbers on the snapshots of the very runs the
+    maml-variants cells train (one cache), every ``every`` iterations and the last."""
+    from mamlpriv import analysis
+    from mamlpriv.data import TaskSampler, stack_tasks
+    from mamlpriv.seeds import Stream, derive_seed
+
+    monkeypatch.setenv("MAMLPRIV_RUNS", str(tmp_path))
+    out = ANATOMY.compute()
+    assert [(r["run"], r["iteration"]) for r in out["decomposition"]] == [
+        ("second-order", 0), ("second-order", 2), ("first-order", 0), ("first-order", 2)]  # fmt: skip
+    assert len(out["swaps"]) == 4 * 6 and len(out["sweep"]) == 2 and len(out["attack_swaps"]) == 6
+    assert len(list(tmp_path.iterdir())) == 2  # the two runs, trained once
+    run = cells._train(ANATOMY.run(True), eval_tasks=200)  # loaded, not trained again
+    assert LearningCell.compute(ANATOMY.run(True))["history"] == run.history
+    sampler = TaskSampler(mnist_test, 3, 1)
+    tasks = [sampler.sample(derive_seed(0, Stream.PROBE, i)) for i in range(3)]
+    st = analysis.decomposition_stats(run.forward, run.snapshots[2], stack_tasks(tasks), MAMLConfig(0.4))
+    assert out["decomposition"][3]["support_share"] == pytest.approx(float(st["support_share"].mean()), rel=1e-6)
+    cos = analysis.swap_cosines(run.forward, run.snapshots[2], mnist_test, tasks, MAMLConfig(0.4, 1, True), seed=0)
+    mine = {(r["set"], r["replacement"]): r["cosine"] for r in out["swaps"] if r["run"] == "first-order"
+            and r["iteration"] == 2}  # fmt: skip
+    assert mine == pytest.approx({k: float(v.mean()) for k, v in cos.items()}, rel=1e-6)
