@@ -542,11 +542,13 @@ class AnatomyCell:
     - ``decomposition``: per run and snapshot (every ``every`` meta-iterations and the
       last) the support share |g - g_FO| / |g| (mean, sd), cos(g, g_FO) and |g|;
     - ``swaps``: per run and snapshot, the cosine between the gradient the run shares and
-      the one after one set is swapped (:func:`mamlpriv.analysis.swap_cosines`);
+      the one after one set is swapped (:func:`mamlpriv.analysis.swap_cosines`), mean over
+      tasks (and at the last snapshot ``per_task``, for paired comparisons);
     - ``sweep``: on the final second-order model, the support share and the same-class
       swap cosines at each inner rate of ``sweep_lrs`` and step count of ``sweep_steps``;
     - ``attack_swaps``: the swap cosines on the untrained attacked network
-      (:data:`~mamlpriv.models.ATTACK_NET`, 3-way 1-shot, inner rate ``attack_inner_lr``)."""
+      (:data:`~mamlpriv.models.ATTACK_NET`, 3-way 1-shot, inner rate ``attack_inner_lr``),
+      mean and ``per_task``."""
 
     dataset: str
     ways: int
@@ -614,7 +616,6 @@ class AnatomyCell:
         batch = stack_tasks(tasks)
         second_order = MAMLConfig(self.inner_lr, 1, False)  # the decomposition of g, for both runs
         out: dict[str, Any] = {"decomposition": [], "swaps": [], "sweep": [], "attack_swaps": [], "train_seconds": {}}
-        final: tuple = ()
         for run, fo in (("second-order", False), ("first-order", True)):
             res = _train(self.run(fo), eval_tasks=200)
             f, last = res.forward, max(res.snapshots)
@@ -631,26 +632,27 @@ class AnatomyCell:
                 cos = swap_cosines(f, params, test, tasks, MAMLConfig(self.inner_lr, 1, fo), seed=self.seed)
                 out["swaps"] += [
                     {"run": run, "iteration": it, "set": which, "replacement": kind, "cosine": mean(v)}
+                    | ({"per_task": [round(float(c), 6) for c in v]} if it == last else {})
                     for (which, kind), v in cos.items()
                 ]
-            if not fo:
-                final = (f, res.params)
-        f, params = final
-        for k in self.sweep_steps:
-            for lr in self.sweep_lrs:
-                cfg = MAMLConfig(lr, k, False)
-                st = decomposition_stats(f, params, batch, cfg)
-                cos = swap_cosines(f, params, test, tasks, cfg, seed=self.seed)
-                out["sweep"].append({
-                    "k": k, "alpha": lr, "support_share": mean(st["support_share"]),
-                    "cos_support_swap": mean(cos[("support", "same-class")]),
-                    "cos_query_swap": mean(cos[("query", "same-class")]),
-                })  # fmt: skip
+            if fo:
+                continue
+            for k in self.sweep_steps:  # the sweep, on the final second-order model
+                for lr in self.sweep_lrs:
+                    cfg = MAMLConfig(lr, k, False)
+                    st = decomposition_stats(f, res.params, batch, cfg)
+                    cos = swap_cosines(f, res.params, test, tasks, cfg, seed=self.seed)
+                    out["sweep"].append({
+                        "k": k, "alpha": lr, "support_share": mean(st["support_share"]),
+                        "cos_support_swap": mean(cos[("support", "same-class")]),
+                        "cos_query_swap": mean(cos[("query", "same-class")]),
+                    })  # fmt: skip
         model = ATTACK_NET.build(3)
         cos = swap_cosines(forward(model), init_params(model, seed=self.seed), test, probe_tasks(3, 1),
                            MAMLConfig(self.attack_inner_lr, 1, False), seed=self.seed)  # fmt: skip
         out["attack_swaps"] = [
-            {"set": which, "replacement": kind, "cosine": mean(v)} for (which, kind), v in cos.items()
+            {"set": which, "replacement": kind, "cosine": mean(v), "per_task": [round(float(c), 6) for c in v]}
+            for (which, kind), v in cos.items()
         ]
         return out
 

@@ -95,23 +95,20 @@ def shown(
     key = POINT_KEYS[experiment_name]
     paper = catalog.experiment(experiment_name, "paper")
     own = catalog.experiment(experiment_name, profile, **knobs)
+
+    def records(exp: Experiment, prof: str) -> list[dict]:  # run (or resume) them, or only read them
+        got = run(exp, prof, root, progress=False) if compute else load(exp, prof, root, missing_ok=True)
+        return [dict(r, shown=prof) for r in got]
+
     if not paper_points:
-        records = run(own, profile, root, progress=False) if compute else load(own, profile, root, missing_ok=True)
-        return [dict(r, shown=profile) for r in records]
+        return records(own, profile)
     if profile == "paper" and not knobs:
-        records = run(paper, "paper", root, progress=False) if compute else load(paper, "paper", root, missing_ok=True)
-        return [dict(r, shown="paper") for r in records]
+        return records(paper, "paper")
     stored = {
         point(experiment_name, r["config"]): dict(r, shown="paper") for r in load(paper, "paper", root, missing_ok=True)
     }
     need = Experiment(own.name, tuple(c for c in own.cells if key(c) not in stored), own.parallel)
-    if not need.cells:
-        computed: list[dict] = []
-    elif compute:
-        computed = run(need, profile, root, progress=False)
-    else:
-        computed = load(need, profile, root, missing_ok=True)
-    computed = [dict(r, shown=profile) for r in computed]
+    computed = records(need, profile) if need.cells else []
     if knobs:
         wanted = {key(c) for c in own.cells}
         return [r for pt, r in stored.items() if pt in wanted] + computed

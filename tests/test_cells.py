@@ -284,3 +284,7 @@ def test_the_anatomy_cell_measures_the_maml_chapter_s_runs(mnist_test, monkeypat
     mine = {(r["set"], r["replacement"]): r["cosine"] for r in out["swaps"] if r["run"] == "first-order"
             and r["iteration"] == 2}  # fmt: skip
     assert mine == pytest.approx({k: float(v.mean()) for k, v in cos.items()}, rel=1e-6)
+    last = [r for r in out["swaps"] if r["run"] == "first-order" and r["iteration"] == 2]
+    assert all(r["per_task"] == pytest.approx(cos[(r["set"], r["replacement"])].tolist(), abs=1e-6) for r in last)
+    assert all("per_task" not in r for r in out["swaps"] if r["iteration"] == 0)
+    assert all(len(r["per_task"]) == 3 for r in out["attack_swaps"])
