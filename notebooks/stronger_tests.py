@@ -312,9 +312,11 @@ display(
 #   gradient pins down which image sat in a slot, for the support set as for the query
 #   set, once everything else is known. Privacy here rests on the adversary's ignorance
 #   of the rest of the task, not on the gradient being uninformative.
-# - A better-read score closes part of the gap: pinning the target (the profile
-#   likelihood), alone or added to SSIM, reads more out of the same reconstruction than
-#   SSIM alone wherever validation chose it; the questions above count where that holds.
+# - A better-read score closes only a small part of the gap: pinning the target (the
+#   profile likelihood), alone or added to SSIM, often reads more out of the same
+#   reconstruction than SSIM alone, but a choice made on 100 validation trials can also
+#   pick a test that does worse on the test trials (a negative Δ AUC in the tables); the
+#   questions above count both.
 # - Judge membership tests by their ROC at low false-positive rates, not by accuracy at
 #   one threshold: the tests here differ most in that corner.
 # - The defence chapter's conclusions rest on the paper's attack; a defence that stops
