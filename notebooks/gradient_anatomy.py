@@ -75,7 +75,7 @@ from IPython.display import Markdown, display
 _chapter_start = time.perf_counter()
 display(Markdown(pages.summary(_params)))
 
-# %% tags=["hide-input"]
+# %% tags=["remove-stderr", "hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -325,7 +325,9 @@ display(
 # over to the attacked setting:
 
 # %% tags=["hide-input"]
-attack_cos = {(r["set"], r["replacement"]): r["cosine"] for r in measured["attack_swaps"]}
+attack_cos = {
+    (r["set"], r["replacement"]): r["cosine"] for r in measured["attack_swaps"]
+}
 attack_rows = []
 for kind in analysis.SWAPS:
     c_s, c_q = attack_cos[("support", kind)], attack_cos[("query", kind)]
@@ -342,7 +344,8 @@ more = attack_swaps["g depends more on"].value_counts().to_dict()
 display(
     Markdown(
         f"On the attacked network ({cell['tasks']} test tasks, inner rate "
-        f"{cell['attack_inner_lr']}), the shared gradient depends more on the query "
+        f"{cell['attack_inner_lr']}), the shared gradient depends more on the "
+        "query "
         f"set for {more.get('query set', 0)} of {len(attack_swaps)} kinds of "
         "replacement and more "
         f"on the support set for {more.get('support set', 0)}."
@@ -492,9 +495,12 @@ pd.DataFrame(examples).set_index("M_s")
 trained = sum(measured["train_seconds"].values())
 display(
     Markdown(
-        "- " + pages.where_from([record], "Gradient-anatomy cell", trials=False) + "\n"
+        "- "
+        + pages.where_from([record], "Gradient-anatomy cell", trials=False)
+        + "\n"
         f"- Its two runs: {cell['train_iterations']:,} meta-iterations each, "
-        f"trained in {trained:.0f} s in all on the machine that trained them; every "
+        f"trained in {trained:.0f} s in all on the machine that trained them; "
+        "every "
         f"analysis above uses {cell['tasks']} held-out tasks of the test split.\n"
         f"- This page took {time.perf_counter() - _chapter_start:.0f} s to execute."
     )

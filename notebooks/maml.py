@@ -286,11 +286,12 @@ display(
 
 # %% tags=["hide-input"]
 trained = sum(h[-1]["train_seconds"] for h in runs.values())
+length = runs[variants[0][0]][-1]["iteration"]
 display(
     Markdown(
         "- " + pages.where_from(records, "MAML runs", trials=False) + "\n"
-        f"- Each run: {runs[variants[0][0]][-1]['iteration']:,} meta-iterations; their "
-        f"training took {trained:.0f} s in all, on the machines that trained them.\n"
+        f"- Each run: {length:,} meta-iterations; training took {trained:.0f} s "
+        "in all, on the machines that trained them.\n"
         f"- This page took {time.perf_counter() - _chapter_start:.0f} s to execute."
     )
 )
