@@ -14,7 +14,8 @@ stages=(0, 300))`` is the stage sweep on Fashion-MNIST 5-way tasks.
   meta-trained on the task shape of the cell, at the stage with the best validation AUC.
 - ``tables-3-4``: attack runtime against iterations and data size (one process).
 - ``stronger-tests``: Tables I-II's cells scored by the ceiling and the stronger tests
-  of :mod:`mamlpriv.scores` beside SSIM.
+  of :mod:`mamlpriv.scores` beside SSIM; ``stronger-tests-replication``: its support
+  cells in the strict game on a fresh model and fresh trials.
 - ``ways-shots``, ``training-stages``: Figures 5-6 (with Tables I-II's cells) and 7-8.
 - ``first-order``, ``inner-loop``: first-order MAML; inner learning rate and steps.
 - ``defence-attacks``, ``defence-learning``: Figures 9-12 and the Gaussian mechanism.
@@ -253,6 +254,42 @@ def stronger_tests(
     shapes = _knob("grid", grid, p.grid)
     cells = _shape_cells(p, _knob("datasets", datasets, DATASETS), shapes, scores=EXTRA_SCORES)
     return Experiment("stronger-tests", cells)
+
+
+# The replication of ``stronger-tests``: a fresh model and fresh trials (seed 1), and for
+# each shape of the paper profile the stage its seed-0 cell chose on validation trials
+# (a test checks the stored cells), so the replication attacks one stage, not two.
+REPLICATION_SEED = 1
+SEED0_STAGES = {
+    **{("fashion-mnist", w, s): 300 for w in (3, 5, 7) for s in (1, 2, 3)},
+    ("fashion-mnist", 5, 2): 1000, ("fashion-mnist", 5, 3): 1000,
+    **{("mnist", w, s): 1000 for w in (3, 5, 7) for s in (1, 2, 3)},
+    ("mnist", 3, 1): 300, ("mnist", 3, 3): 300, ("mnist", 5, 1): 300, ("mnist", 5, 2): 300,
+}  # fmt: skip
+
+
+def stronger_tests_replication(
+    name: str, datasets: Names = None, grid: Shapes = None, trials: Count = None, validation: Count = None
+) -> Experiment:
+    """The support cells of ``stronger-tests`` again with seed :data:`REPLICATION_SEED`
+    (a model meta-trained afresh, new validation and test trials), strict game only,
+    scored by SSIM, the profile likelihood and their sum: the fresh data on which the
+    test chosen once for the whole grid on the seed-0 cells
+    (:func:`mamlpriv.strength.grid_choice`) is checked. Each cell attacks the stage of
+    :data:`SEED0_STAGES` when it is one of the profile's candidates, else chooses among
+    them on its validation trials."""
+    p = _sized(profile(name), trials, validation, None)
+    cells = []
+    for d in _knob("datasets", datasets, DATASETS):
+        for w, s in _knob("grid", grid, p.grid):
+            stage = SEED0_STAGES.get((d, w, s))
+            cells.append(
+                membership(
+                    p, d, "support", w, s, stages=(stage,) if stage in p.stages else None, seed=REPLICATION_SEED,
+                    games=("strict",), scores=("profile", "combined"),
+                )
+            )  # fmt: skip
+    return Experiment("stronger-tests-replication", tuple(cells))
 
 
 def ways_shots(
@@ -501,6 +538,7 @@ EXPERIMENTS: dict[str, Callable[..., Experiment]] = {
     "maml-variants": maml_variants,
     "gradient-anatomy": gradient_anatomy,
     "stronger-tests": stronger_tests,
+    "stronger-tests-replication": stronger_tests_replication,
     "ways-shots": ways_shots,
     "training-stages": training_stages,
     "first-order": first_order,

@@ -48,6 +48,7 @@ POINT_KEYS: dict[str, Callable[[Any], tuple]] = {
     "tables-1-2": lambda c: _membership(c).shape,
     "tables-3-4": lambda c: (_runtime(c).target, _runtime(c).iterations, _runtime(c).size),
     "stronger-tests": lambda c: _membership(c).shape,
+    "stronger-tests-replication": lambda c: _membership(c).shape,
     "maml-variants": lambda c: _run_point(_learning(c)),
     "gradient-anatomy": lambda c: (c.dataset, c.ways, c.shots, c.seed, c.inner_lr),
     "ways-shots": lambda c: _membership(c).shape,

@@ -66,6 +66,17 @@ def test_the_stronger_tests_score_exactly_the_cells_of_their_experiment(grids, t
         assert [replace(c, scores=()) for c in scored] == list(grids[profile][base].cells), profile
 
 
+def test_the_replication_is_the_support_grid_on_seed_1_in_the_strict_game(grids):
+    for profile in ("quick", "paper"):
+        rep, base = grids[profile]["stronger-tests-replication"].cells, grids[profile]["stronger-tests"].cells
+        support = [c for c in base if c.target == "support"]
+        assert [c.shape for c in rep] == [c.shape for c in support], profile
+        assert {(c.seed, c.games, c.scores) for c in rep} == {(1, ("strict",), ("profile", "combined"))}
+        assert all(len(c.stages) == 1 and c.stages[0] in catalog.profile(profile).stages for c in rep)
+    paper = {(c.dataset, c.ways, c.shots): c.stages[0] for c in grids["paper"]["stronger-tests-replication"].cells}
+    assert paper == catalog.SEED0_STAGES  # and test_cells checks the table against the stored cells
+
+
 def test_membership_cells_take_the_profile_and_the_target_s_defaults():
     p = catalog.profile("paper")
     q = catalog.membership(p, "mnist", "query", 5, 2)

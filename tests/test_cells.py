@@ -25,7 +25,7 @@ QUICK = catalog.profile("quick")
 
 # Experiments whose paper-profile run is under way (resumable: `python -m mamlpriv run
 # --profile paper --experiment NAME`); their stored cells must still be catalog cells.
-RUNNING = {"defence-tests", "maml-variants", "gradient-anatomy"}
+RUNNING = {"defence-tests", "maml-variants", "gradient-anatomy", "stronger-tests-replication"}
 
 
 def test_the_paper_results_are_there():
@@ -62,6 +62,16 @@ def test_each_kind_of_stored_cell_has_its_type(records):
     mixed = ("tables-3-4", "defence-learning", "audit", "aggregation", "maml-variants", "gradient-anatomy")
     assert all(k == {MembershipCell} for name, k in kinds.items() if name not in mixed)
 
+
+
+def test_the_replication_attacks_the_stage_each_seed_0_cell_chose(records):
+    """catalog.SEED0_STAGES is what the stored stronger-tests cells chose on validation."""
+    chosen = {}
+    for path, rec in records.items():
+        c = rec["config"]
+        if path.parent.name == "stronger-tests" and c["target"] == "support":
+            chosen[(c["dataset"], c["ways"], c["shots"])] = rec["result"]["paper"]["stage"]
+    assert chosen == catalog.SEED0_STAGES
 
 
 def test_the_catalog_finds_every_stored_paper_cell_and_no_other(records):

@@ -57,6 +57,30 @@ def test_rows_carry_each_test_and_the_paired_gain_of_the_chosen_one():
     assert paper["ceiling_auc"] == 1.0
 
 
+def test_the_grid_rule_picks_one_test_per_attack_and_game_by_mean_validation_auc():
+    # support: profile far ahead in one cell, SSIM slightly ahead in two -> profile on the mean
+    recs = [_record("support", 3, 1, {"strict": "ssim"}, {"strict": (0.0, 3.0)}),
+            _record("support", 5, 1, {"strict": "ssim"}, {"strict": (1.0, 0.8)}),
+            _record("support", 7, 1, {"strict": "ssim"}, {"strict": (1.0, 0.8)}),
+            _record("query", 3, 1, {"strict": "profile"}, {"strict": (3.0, 0.0)})]  # fmt: skip
+    mean = {t: sum(r["result"]["strict"]["scores"][t]["validation_auc"] for r in recs[:3]) / 3
+            for t in ("ssim", "profile", "combined")}  # fmt: skip
+    choice = strength.grid_choice(recs)
+    assert choice[("support", "strict")] == max(mean, key=mean.get) != "ssim"
+    assert choice[("query", "strict")] == "ssim" and set(choice) == {("support", "strict"), ("query", "strict")}
+    rows = strength.strength_rows(recs, n_boot=50, choose=choice)
+    assert {r["best"] for r in rows if r["attack"] == "support"} == {choice[("support", "strict")]}
+    assert [r["best"] for r in strength.strength_rows(recs, n_boot=50)] == ["ssim"] * 3 + ["profile"]
+    # a tie goes to SSIM; a test some cell lacks is not a candidate
+    tie = _record("support", 3, 1, {"strict": "ssim"}, {"strict": (1.0, 1.0)})
+    scores = tie["result"]["strict"]["scores"]
+    for t in ("profile", "combined"):
+        scores[t]["validation_auc"] = scores["ssim"]["validation_auc"]
+    assert strength.grid_choice([tie]) == {("support", "strict"): "ssim"}
+    del recs[0]["result"]["strict"]["scores"]["profile"]
+    assert strength.grid_choice(recs[:3])[("support", "strict")] in ("ssim", "combined")
+
+
 def test_roc_reads_the_chosen_scores_and_refuses_cells_without_them():
     rec = _record("query", 3, 1, {"paper": "ssim"}, {"paper": (1.0, 1.0)})
     res = rec["result"]["paper"]
@@ -76,6 +100,9 @@ def test_claims_count_cells_and_use_the_books_verdicts():
     assert [c["verdict"] for c in claims] == ["CONFIRMED", "NOT CONFIRMED", "CONFIRMED"]
     assert "above in 1 of 2" in claims[1]["ours"]  # 14/18 of 2 cells: 2 needed
     assert all(c["verdict"] in report.VERDICTS for c in claims)
+    partial = strength.strength_claims(strength.strength_rows(recs, n_boot=200), expected=18)[1]
+    assert partial["verdict"] == "INCONCLUSIVE" and "only 2 of the 18 cells are stored" in partial["ours"]
+    assert "at least 14 of 18" in partial["claim"]
     weak = [_record("support", 3, 1, {"strict": "ssim"}, {"strict": (0.0, 0.0)})]
     assert strength.strength_claims(strength.strength_rows(weak, n_boot=100))[0]["verdict"] == "NOT CONFIRMED"
 
