@@ -36,10 +36,9 @@ from dataclasses import dataclass, replace
 
 from . import checks
 from .attacks import TARGETS, attack_for
-from .cells import DATASETS, META_BATCH, AnatomyCell, AuditCell, LearningCell, MembershipCell, RuntimeCell
+from .cells import DATASETS, META_BATCH, AnatomyCell, AuditCell, LearningCell, MembershipCell, RuntimeCell, maml_run
 from .defenses import LOCATIONS, Defence, GaussianMechanismSpec, RawNoise
 from .maml import MAMLConfig
-from .models import NetConfig
 from .runner import PROFILES, Experiment
 from .scores import EXTRA_SCORES
 
@@ -311,7 +310,7 @@ def maml_variants(name: str, dataset: str = "mnist", ways: int = 5, shots: int =
     iterations)."""
     its = _knob("iterations", iterations, profile(name).maml_iterations)
     cells = tuple(
-        LearningCell(dataset, ways, shots, seed, MAMLConfig(inner_lr, k, fo), its, net=NetConfig())
+        maml_run(dataset, ways, shots, seed, MAMLConfig(inner_lr, k, fo), its)
         for fo, k in ((False, inner_steps), (True, inner_steps), (True, fo_long_steps))
     )
     return Experiment("maml-variants", cells)

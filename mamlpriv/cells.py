@@ -532,6 +532,12 @@ class AuditCell:
         }
 
 
+def maml_run(dataset: str, ways: int, shots: int, seed: int, maml: MAMLConfig, train_iterations: int) -> LearningCell:
+    """A run of the MAML chapter: ``maml`` meta-training the default
+    :class:`~mamlpriv.models.NetConfig` (GroupNorm); :class:`AnatomyCell` analyses two."""
+    return LearningCell(dataset, ways, shots, seed, maml, train_iterations, net=NetConfig())
+
+
 @dataclass(frozen=True)
 class AnatomyCell:
     """The gradient-anatomy chapter's measurements on the MAML chapter's second- and
@@ -581,9 +587,7 @@ class AnatomyCell:
     def run(self, first_order: bool) -> LearningCell:
         """The MAML chapter's run this cell analyses."""
         maml = MAMLConfig(self.inner_lr, 1, first_order)
-        return LearningCell(
-            self.dataset, self.ways, self.shots, self.seed, maml, self.train_iterations, net=NetConfig()
-        )
+        return maml_run(self.dataset, self.ways, self.shots, self.seed, maml, self.train_iterations)
 
     def to_config(self) -> dict[str, Any]:
         d = asdict(self)

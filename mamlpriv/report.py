@@ -775,7 +775,7 @@ def claims_at_a_glance(root="results", profile: str = "paper", compute: bool = F
     beats the support attack (Tables I-II), is faster (Tables III-IV), Figures 5-8 (the
     strict game of Figures 7-8 as extra rows beyond the paper), first-order MAML, the
     defence claims of section V-C and the abstract's, and section III-C's claim on the
-    gradient, which the gradient-anatomy chapter measures and the runner does not store.
+    gradient (the gradient-anatomy cell, on two networks).
     The records are :func:`mamlpriv.pages.shown` of ``profile`` (``compute=False``: only
     stored cells)."""
 
@@ -787,15 +787,6 @@ def claims_at_a_glance(root="results", profile: str = "paper", compute: bool = F
     stages = membership_rows(shown("training-stages"), n_boot=0)
     shapes = shape_claims(paper_rows + membership_rows(shown("ways-shots"), games=("paper",), n_boot=0))
     defence = defence_rows(shown("defence-attacks"), shown("defence-learning"))
-    anatomy = _glance(
-        "The shared gradient depends more on the query set than on the support set",
-        "III-C",
-        "the query-gradient term carries more than the support-Hessian term",
-        "not measured here",
-        None,
-        "measured in the gradient-anatomy chapter, not stored by the runner",
-        "gradient_anatomy",
-    )
     return [
         *_attacks_work(paper_rows),
         *_query_beats_support(paper_rows),
@@ -804,5 +795,52 @@ def claims_at_a_glance(root="results", profile: str = "paper", compute: bool = F
         *_first_order_leaks_less(order_comparison(shown("first-order"), t12)),
         *_defence_glance(defence),
         *_noise_stops_attacks(defence),
-        anatomy,
+        *query_set_claims(shown("gradient-anatomy")),
     ]
+
+
+# Section III-C's claim is asked of two networks: the one the attacks target (the paper's
+# setting) and the MAML chapter's trained one (beyond the paper).
+ANATOMY_CLAIM = "The shared gradient depends more on the query set than on the support set"
+
+
+def set_dependence(swaps: list[dict]) -> dict[str, tuple[float, float]]:
+    """Per replacement kind, the mean over tasks of ``cos(g, g after a support swap) -
+    cos(g, g after a query swap)`` and its 95% half-width (:func:`mean_ci95`), from swap
+    rows with ``per_task`` cosines (an anatomy cell's ``attack_swaps``, or its ``swaps``
+    at the last snapshot of one run). Above 0: a query swap moves g more."""
+    cos = {(r["set"], r["replacement"]): r["per_task"] for r in swaps if "per_task" in r}
+    kinds = [k for (st, k) in cos if st == "support" and ("query", k) in cos]
+    return {k: mean_ci95([a - b for a, b in zip(cos["support", k], cos["query", k])]) for k in kinds}
+
+
+def query_set_claims(records: list[dict]) -> list[dict]:
+    """Section III-C, on the stored gradient-anatomy cell: per network, CONFIRMED when for
+    every replacement kind the per-task difference of :func:`set_dependence` has a 95%
+    interval above 0 (a query swap moves the shared gradient more), NOT CONFIRMED when it
+    lies below 0 for some kind, else INCONCLUSIVE."""
+    theirs = "the query set enters g directly, the support set only through a Hessian"
+    if not records:
+        return [_glance(ANATOMY_CLAIM, "III-C", theirs, "not measured here", None,
+                        "the gradient-anatomy cell is not stored", "gradient_anatomy")]  # fmt: skip
+    res = records[0]["result"]
+    last = max(r["iteration"] for r in res["swaps"])
+    nets = (
+        ("the network the attacks target (untrained, 3-way 1-shot)", "III-C", res["attack_swaps"]),
+        ("the MAML chapter's network (trained, second order)", "III-C (another network: beyond the paper)",
+         [r for r in res["swaps"] if r["run"] == "second-order" and r["iteration"] == last]),
+    )  # fmt: skip
+    out = []
+    for where, section, swaps in nets:
+        dep = set_dependence(swaps)
+        lows, highs = [m - h for m, h in dep.values()], [m + h for m, h in dep.values()]
+        ok = True if min(lows) > 0 else False if min(highs) < 0 else None
+        ours = "; ".join(f"{k}: {m:+.3f} ± {h:.3f}" for k, (m, h) in dep.items())
+        n = len(swaps[0]["per_task"])
+        reason = (
+            f"cos after a support swap minus cos after a query swap, mean over {n} tasks ± 95%: a query swap "
+            + ("moves g more for every replacement" if ok else "does not move g more for every replacement"
+               if ok is False else "moves g more, or not, within the intervals")
+        )  # fmt: skip
+        out.append(_glance(f"{ANATOMY_CLAIM} on {where}", section, theirs, ours, ok, reason, "gradient_anatomy"))
+    return out

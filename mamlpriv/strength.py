@@ -187,6 +187,18 @@ def strength_claims(rows: Sequence[dict], headline: tuple = ("mnist", 3, 1), tar
     return out
 
 
+def replication_claims(seed0: Sequence[dict], replication: Sequence[dict], expected: int,
+                       n_boot: int = 1000) -> tuple[str, list[dict], list[dict]]:  # fmt: skip
+    """Questions (1) and (2) of :func:`strength_claims` asked of the ``replication``
+    records (``stronger-tests-replication``: strict game, support attack, fresh data) with
+    the test fixed beforehand: the grid rule's choice on the ``seed0`` records
+    (:func:`grid_choice`). ``expected``: the replication's cell count (question (2) is
+    INCONCLUSIVE until all are stored). Returns the test, its rows and the claims."""
+    test = grid_choice(seed0, games=("strict",))[("support", "strict")]
+    rows = strength_rows(replication, games=("strict",), n_boot=n_boot, choose={("support", "strict"): test})
+    return test, rows, strength_claims(rows, expected=expected)
+
+
 def gradient_or_attack(rows: Sequence[dict], perfect: float = 0.95) -> str | None:
     """The chapter's answer in plain words, from the support cells of the strict game:
     mean AUC of SSIM, of the chosen test and of the ceiling; the gradient carries the

@@ -197,7 +197,36 @@ def test_claims_at_a_glance_on_the_stored_results():
         assert found and {r["chapter"] for r in found} == {chapter}, text
     strict = [r for r in rows if "strict game" in r["claim"]]
     assert len(strict) == 4 and all("beyond the paper" in r["section"] for r in strict)
-    (anatomy,) = [r for r in rows if r["chapter"] == "gradient_anatomy"]
-    assert anatomy["verdict"] == "INCONCLUSIVE" and "not stored by the runner" in anatomy["reason"]
+    attacked, maml_net = [r for r in rows if r["chapter"] == "gradient_anatomy"]
+    assert "attacks target" in attacked["claim"] and attacked["section"] == "III-C"
+    assert "beyond the paper" in maml_net["section"]
     # the stored cells decide every claim of Tables I-IV the same way
     assert {r["verdict"] for r in rows if r["chapter"] == "attacks"} == {"CONFIRMED"}
+
+
+def _swaps(support: list[float], query: list[float], **extra) -> list[dict]:
+    return [{"set": st, "replacement": kind, "cosine": sum(v) / len(v), "per_task": v, **extra}
+            for st, v in (("support", support), ("query", query)) for kind in ("same-class", "noise")]  # fmt: skip
+
+
+def test_section_iii_c_is_decided_by_the_paired_per_task_cosines():
+    far, near = [0.9, 0.8, 0.95, 0.85], [0.1, 0.2, 0.0, 0.15]
+    dep = report.set_dependence(_swaps(far, near))
+    diffs = [a - b for a, b in zip(far, near)]
+    mean = sum(diffs) / 4
+    half = 1.96 * (sum((d - mean) ** 2 for d in diffs) / 3) ** 0.5 / 2
+    assert set(dep) == {"same-class", "noise"} and dep["noise"] == pytest.approx((mean, half))
+
+    def record(attacked: list[dict], trained: list[dict]) -> dict:
+        old = [dict(r, iteration=500, per_task=[0.0] * 4) for r in trained]  # only the last snapshot counts
+        return {"result": {"attack_swaps": attacked, "swaps": [dict(r, iteration=1000) for r in trained] + old}}
+
+    noisy = [0.5, 0.1, 0.6, 0.2]
+    rows = report.query_set_claims([record(_swaps(far, near), _swaps(near, far, run="second-order")
+                                                  + _swaps(far, near, run="first-order"))])  # fmt: skip
+    assert [r["verdict"] for r in rows] == ["CONFIRMED", "NOT CONFIRMED"]
+    rows = report.query_set_claims([record(_swaps(noisy, [0.3, 0.4, 0.2, 0.35]), _swaps(far, near,
+                                                                                            run="second-order"))])
+    assert [r["verdict"] for r in rows] == ["INCONCLUSIVE", "CONFIRMED"]
+    (missing,) = report.query_set_claims([])
+    assert missing["verdict"] == "INCONCLUSIVE" and "not stored" in missing["reason"]

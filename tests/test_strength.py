@@ -81,6 +81,18 @@ def test_the_grid_rule_picks_one_test_per_attack_and_game_by_mean_validation_auc
     assert strength.grid_choice(recs[:3])[("support", "strict")] in ("ssim", "combined")
 
 
+def test_the_replication_is_scored_by_the_test_the_seed_0_grid_chose():
+    # seed 0: the profile leads on validation; the replication's own cells would pick SSIM
+    seed0 = [_record("support", w, 1, {"strict": "ssim"}, {"strict": (0.5, 3.0)}) for w in (3, 5)]
+    rep = [_record("support", 3, 1, {"strict": "ssim"}, {"strict": (2.0, 0.0)})]
+    rep[0]["config"]["seed"] = 1
+    test, rows, claims = strength.replication_claims(seed0, rep, expected=18, n_boot=100)
+    assert test == "profile" and [r["best"] for r in rows] == ["profile"]
+    assert rows[0]["best_auc"] == rep[0]["result"]["strict"]["scores"]["profile"]["auc"] < rows[0]["ssim_auc"]
+    assert [c["verdict"] for c in claims] == ["NOT CONFIRMED", "INCONCLUSIVE"]  # 1 of 18 stored
+    assert "only 1 of the 18 cells are stored" in claims[1]["ours"]
+
+
 def test_roc_reads_the_chosen_scores_and_refuses_cells_without_them():
     rec = _record("query", 3, 1, {"paper": "ssim"}, {"paper": (1.0, 1.0)})
     res = rec["result"]["paper"]
