@@ -50,11 +50,11 @@ def main() -> None:
     ap.add_argument("--budget-hours", type=float, default=6.0, help="the bound to compare the total with")
     args = ap.parse_args()
     rows = summary(args.profile, args.root)
-    print(f"{'experiment':<18}{'cells':>11}{'hours':>8}{'median s':>10}{'max s':>9}{'all (est.) h':>14}  machine")
+    print(f"{'experiment':<28}{'cells':>11}{'hours':>8}{'median s':>10}{'max s':>9}{'all (est.) h':>14}  machine")
     for r in rows:
         est = f"{r['estimate_h']:14.2f}" if r["done"] else f"{'-':>14}"
         print(
-            f"{r['experiment']:<18}{r['done']:>5}/{r['cells']:<5}{r['hours']:>8.2f}{r['median_s']:>10.1f}"
+            f"{r['experiment']:<28}{r['done']:>5}/{r['cells']:<5}{r['hours']:>8.2f}{r['median_s']:>10.1f}"
             f"{r['max_s']:>9.1f}{est}  {r['machines']}"
         )
     done_h = sum(r["hours"] for r in rows)
