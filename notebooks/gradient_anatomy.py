@@ -362,12 +362,14 @@ attack_swaps
 # paper's setting; the MAML chapter's trained network goes beyond it.
 
 # %% tags=["hide-input"]
+claims = report.query_set_claims([record])
+where = [c["claim"].removeprefix(report.ANATOMY_CLAIM + " on ") for c in claims]
 display(
     Markdown(
         "\n".join(
-            f"- **{c['verdict']}** on {c['claim'].removeprefix(report.ANATOMY_CLAIM + ' on ')}: "
-            f"{c['ours']} (mean ± 95% half-width per replacement)."
-            for c in report.query_set_claims([record])
+            f"- **{c['verdict']}** on {w}: {c['ours']} (mean ± 95% half-width per "
+            "replacement)."
+            for c, w in zip(claims, where)
         )
     )
 )

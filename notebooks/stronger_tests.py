@@ -324,10 +324,11 @@ pooled = pd.DataFrame(
         for a, g in sorted(means)
     ]
 ).set_index(["attack", "game"])
-display(Markdown("Mean validation AUC over the grid's cells, and the grid rule's choice:"))
+display(Markdown("Mean validation AUC over the grid, and the grid rule's choice:"))
 display(pooled)
 if ("support", "strict") in means:
-    first, second = sorted(means["support", "strict"].items(), key=lambda kv: -kv[1])[:2]
+    ranked = sorted(means["support", "strict"].items(), key=lambda kv: -kv[1])
+    first, second = ranked[:2]
     display(
         Markdown(
             f"For the support attack in the strict game the choice is narrow: "
@@ -340,7 +341,8 @@ grid_rows = strength.strength_rows(records, choose=choice)
 display(
     Markdown(
         "\n".join(
-            f"- exploratory, not a verdict: {c['claim']}. Under the grid rule: {c['ours']}."
+            f"- exploratory, not a verdict: {c['claim']}. Under the grid rule: "
+            f"{c['ours']}."
             for c in strength.strength_claims(grid_rows)
         )
     )
