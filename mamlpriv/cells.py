@@ -616,6 +616,9 @@ class AnatomyCell:
         def mean(v: torch.Tensor) -> float:
             return float(v.mean())
 
+        def per_task(v: torch.Tensor) -> list[float]:  # kept for paired comparisons
+            return [round(float(c), 6) for c in v]
+
         tasks = probe_tasks(self.ways, self.shots)
         batch = stack_tasks(tasks)
         second_order = MAMLConfig(self.inner_lr, 1, False)  # the decomposition of g, for both runs
@@ -636,7 +639,7 @@ class AnatomyCell:
                 cos = swap_cosines(f, params, test, tasks, MAMLConfig(self.inner_lr, 1, fo), seed=self.seed)
                 out["swaps"] += [
                     {"run": run, "iteration": it, "set": which, "replacement": kind, "cosine": mean(v)}
-                    | ({"per_task": [round(float(c), 6) for c in v]} if it == last else {})
+                    | ({"per_task": per_task(v)} if it == last else {})
                     for (which, kind), v in cos.items()
                 ]
             if fo:
@@ -655,7 +658,7 @@ class AnatomyCell:
         cos = swap_cosines(forward(model), init_params(model, seed=self.seed), test, probe_tasks(3, 1),
                            MAMLConfig(self.attack_inner_lr, 1, False), seed=self.seed)  # fmt: skip
         out["attack_swaps"] = [
-            {"set": which, "replacement": kind, "cosine": mean(v), "per_task": [round(float(c), 6) for c in v]}
+            {"set": which, "replacement": kind, "cosine": mean(v), "per_task": per_task(v)}
             for (which, kind), v in cos.items()
         ]
         return out

@@ -167,12 +167,13 @@ def strength_claims(rows: Sequence[dict], headline: tuple = ("mnist", 3, 1), tar
         resolved = sum(gain_verdict(r) == "CONFIRMED" for r in support)
         total = max(expected or 0, len(support))
         need = math.ceil(wanted_share * total - 1e-9)
-        stored = "" if total == len(support) else f"; only {len(support)} of the {total} cells are stored so far"
+        partial = len(support) < total
         out.append({
             "claim": f"support attack, strict game: the best test's AUC is above SSIM's in at least "
                      f"{need} of {total} cells",
-            "ours": f"above in {higher} of {len(support)} (95% interval above zero in {resolved}){stored}",
-            "verdict": _verdict(higher >= need if not stored else None),
+            "ours": f"above in {higher} of {len(support)} (95% interval above zero in {resolved})"
+                    + (f"; only {len(support)} of the {total} cells are stored so far" if partial else ""),
+            "verdict": _verdict(None if partial else higher >= need),
         })  # fmt: skip
     query = [r for r in rows if r["attack"] == "query"]
     if query:
