@@ -10,6 +10,12 @@ MAMLPRIV_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export MAMLPRIV_DATA
 export PYTHONUNBUFFERED := 1
 KERNEL  := mamlpriv
+# Torch jobs at once (pytest workers, notebooks executed together; default: the cores, at
+# most 8) and torch threads each (default 1): JOBS x THREADS should not exceed the cores.
+# Two jobs of 2 threads on 2 cores run many times slower each; two of 1 thread about as
+# fast as one of 2.
+JOBS    ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 8 ] && n=8; echo $$n)
+THREADS ?= 1
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 
 .PHONY: setup execute book test lint pytest nbval sync bench paper status clean check-book bench-env peers
@@ -29,11 +35,8 @@ sync: setup
 	$(BIN)/jupytext --sync notebooks/*.py
 
 execute: setup
-	@for nb in $(NOTEBOOKS); do \
-	  echo "papermill $$nb -> book/$$(basename $$nb) (profile $(PROFILE))"; \
-	  $(BIN)/papermill --no-progress-bar -k $(KERNEL) --cwd notebooks -p profile $(PROFILE) \
-	    $$nb book/$$(basename $$nb) || exit 1; \
-	done
+	$(BIN)/python scripts/execute_book.py --profile $(PROFILE) --kernel $(KERNEL) --out book \
+	  --jobs $(JOBS) --threads $(THREADS) $(NOTEBOOKS)
 	$(BIN)/python scripts/hide_injected.py book/*.ipynb
 
 book: execute
@@ -46,8 +49,9 @@ lint: setup
 	$(BIN)/ruff format --check mamlpriv
 	$(BIN)/mypy
 
+# JOBS pytest-xdist workers; a test file stays on one worker (its module fixtures are built once)
 pytest: setup
-	$(BIN)/python -m pytest tests
+	OMP_NUM_THREADS=$(THREADS) MAMLPRIV_THREADS=$(THREADS) $(BIN)/python -m pytest -n $(JOBS) --dist loadfile tests
 
 nbval: setup
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks/
