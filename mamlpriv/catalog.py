@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from . import checks
-from .attacks import TARGETS, attack_for
+from .attacks import TARGETS, AttackConfig, attack_for
 from .cells import DATASETS, META_BATCH, AnatomyCell, AuditCell, LearningCell, MembershipCell, RuntimeCell, maml_run
 from .defenses import LOCATIONS, Defence, GaussianMechanismSpec, RawNoise
 from .maml import MAMLConfig
@@ -330,12 +330,19 @@ def gradient_anatomy(name: str, dataset: str = "mnist", ways: int = 5, shots: in
     return Experiment("gradient-anatomy", (cell,))
 
 
+def _with_iterations(target: str, iterations: int | None) -> AttackConfig:
+    """The default attack of ``target`` with ``iterations`` Adam iterations (None: its own)."""
+    spec = attack_for(target)
+    return replace(spec.defaults, iterations=_knob("attack_iterations", iterations, spec.defaults.iterations))
+
+
 def training_stages(name: str, datasets: Names = None, ways: int = 3, shots: int = 1, stages: Counts = None,
                     trials: Count = None, validation: Count = None, train_iterations: Count = None,
-                    lrs: Sequence[float] = STAGE_TUNED_LRS) -> Experiment:  # fmt: skip
+                    lrs: Sequence[float] = STAGE_TUNED_LRS, attack_iterations: Count = None) -> Experiment:  # fmt: skip
     """Figures 7-8 (and their strict-game twins): each attack at each training stage of
     ``ways``-way ``shots``-shot meta-training, the attack's learning rate chosen among
-    ``lrs`` per stage on validation trials."""
+    ``lrs`` per stage on validation trials; ``attack_iterations``: the attack's Adam
+    iterations (None: its default)."""
     p = _sized(profile(name), trials, validation, train_iterations)
     stages = _knob("stages", stages, None)
     if stages is None:
@@ -351,7 +358,8 @@ def training_stages(name: str, datasets: Names = None, ways: int = 3, shots: int
             shots,
             stages=(st,),
             learning=True,
-            attacks=tuple(replace(attack_for(t).defaults, lr=lr) for lr in lrs),
+            attack=_with_iterations(t, attack_iterations),
+            attacks=tuple(replace(_with_iterations(t, attack_iterations), lr=lr) for lr in lrs),
         )
         for d in (_knob("datasets", datasets, p.sensitivity_datasets))
         for t in TARGETS

@@ -128,6 +128,13 @@ def test_training_stage_knobs_change_exactly_the_grid(grids):
         assert c.attacks == tuple(replace(attack_for(c.target).defaults, lr=lr) for lr in catalog.STAGE_TUNED_LRS)
     longer = catalog.training_stages("quick", stages=(100,), train_iterations=500)
     assert {c.train_iterations for c in longer.cells} == {500}
+    # the attack's length: every candidate and the default attack, nothing else
+    short = catalog.training_stages("quick", attack_iterations=10)
+    for c, d in zip(short.cells, catalog.training_stages("quick").cells):
+        assert {a.iterations for a in (c.attack, *c.attacks)} == {10} and d.attack.iterations == 100
+        assert replace(c, attack=d.attack, attacks=d.attacks) == d
+    with pytest.raises(ValueError, match=r"iterations must be an integer in \[1, inf\), got 0"):
+        catalog.training_stages("quick", attack_iterations=0)
 
 
 def test_table_knobs_change_exactly_the_grid(grids):

@@ -75,15 +75,18 @@ def test_a_misspelt_parameter_fails_with_its_name(tmp_path):
 @pytest.mark.slow
 def test_training_stage_chapter_reruns_on_other_data_and_shapes(tmp_path):
     """Issue 14: `-p dataset fashion-mnist -p ways 5` and two stages render exactly those
-    cells, computed by the runner into the chapter's profile (no paper cell matches)."""
+    cells, computed by the runner into the chapter's profile (no paper cell matches);
+    `-p attack_iterations 10` shortens every attack (and keeps the test cheap)."""
     r = _papermill(tmp_path, "training_stages.ipynb", "-p", "dataset", "fashion-mnist", "-p", "ways", "5",
-                   "-p", "stages", "0, 20", "-p", "trials", "2", "-p", "validation", "2", "-p", "attack_lrs", "0.1")
+                   "-p", "stages", "0, 20", "-p", "trials", "2", "-p", "validation", "2", "-p", "attack_lrs", "0.1",
+                   "-p", "attack_iterations", "10")
     assert r.returncode == 0, r.stderr[-3000:]
     stored = sorted((tmp_path / "results" / "quick" / "training-stages").glob("*.json"))
     configs = [json.loads(p.read_text())["config"] for p in stored]
     assert sorted((c["dataset"], c["target"], c["ways"], c["stages"][0]) for c in configs) == [
         ("fashion-mnist", t, 5, st) for t in ("query", "support") for st in (0, 20)]
     assert all(c["trials"] == 2 and c["train_iterations"] == 20 for c in configs)
+    assert all(a["iterations"] == 10 for c in configs for a in [c["attack"], *c["attacks"]])
     text = _outputs(tmp_path / "training_stages.ipynb")
     assert "fashion-mnist" in text and "mnist  " not in text.replace("fashion-mnist", "")
 
