@@ -251,23 +251,35 @@ plt.show()
 # support attack, strict game (the choice is the row's highest; SSIM wins ties).
 
 # %% tags=["hide-input"]
-variants = pd.DataFrame(
-    [
-        {
-            "dataset": r["dataset"],
-            "ways": r["ways"],
-            "shots": r["shots"],
-            **{
-                names[t].split(" (")[0]: round(r[f"{t}_val_auc"], 2)
-                for t in ("ssim", "profile", "combined")
-            },
-            "chosen": names[r["best"]].split(" (")[0],
-        }
-        for r in support
-        if r["game"] == "strict"
-    ]
-).set_index(["dataset", "ways", "shots"])
-display(variants)
+def variant_table(chosen_rows, index):
+    return pd.DataFrame(
+        [
+            {
+                **{k: r[k] for k in index},
+                **{
+                    names[t].split(" (")[0]: round(r[f"{t}_val_auc"], 2)
+                    for t in ("ssim", "profile", "combined")
+                },
+                "chosen": names[r["best"]].split(" (")[0],
+            }
+            for r in chosen_rows
+        ]
+    ).set_index(index)
+
+
+display(
+    variant_table(
+        [r for r in support if r["game"] == "strict"], ["dataset", "ways", "shots"]
+    )
+)
+
+# %% [markdown]
+# The same for every attack, game and cell (click to open):
+
+# %% tags=["hide-input", "hide-output"]
+order = ["attack", "game", "dataset", "ways", "shots"]
+with pd.option_context("display.max_rows", None):  # every row
+    display(variant_table(sorted(rows, key=lambda r: [r[k] for k in order]), order))
 
 # %% [markdown]
 # ## The questions, answered
@@ -379,11 +391,11 @@ if replication:
     above: dict[str, list[bool]] = {}
     for r in rep_rows:
         above.setdefault(r["dataset"], []).append(r["best_auc"] > r["ssim_auc"])
+    counts = [f"{d} {sum(v)} of {len(v)}" for d, v in sorted(above.items())]
     display(
         Markdown(
             f"{strength.TESTS[test][0]} above SSIM, by data set: "
-            + "; ".join(f"{d} {sum(v)} of {len(v)}" for d, v in sorted(above.items()))
-            + "."
+            + "; ".join(counts) + "."
         )
     )
     display(comparison_table(rep_rows, "support"))
