@@ -349,6 +349,7 @@ def training_stages(name: str, datasets: Names = None, ways: int = 3, shots: int
         stages = p.curve_stages  # the profile's training length reaches its last stage
     elif train_iterations is None:
         p = replace(p, train_iterations=max(1, *stages))  # one run, as long as the last stage
+    attack = {t: _with_iterations(t, attack_iterations) for t in TARGETS}
     cells = [
         membership(
             p,
@@ -358,8 +359,8 @@ def training_stages(name: str, datasets: Names = None, ways: int = 3, shots: int
             shots,
             stages=(st,),
             learning=True,
-            attack=_with_iterations(t, attack_iterations),
-            attacks=tuple(replace(_with_iterations(t, attack_iterations), lr=lr) for lr in lrs),
+            attack=attack[t],
+            attacks=tuple(replace(attack[t], lr=lr) for lr in lrs),
         )
         for d in (_knob("datasets", datasets, p.sensitivity_datasets))
         for t in TARGETS
