@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,7 +14,7 @@ from torch.func import grad, vmap
 from mamlpriv.attacks import AttackConfig
 from mamlpriv.data import TaskBatch
 from mamlpriv.maml import MAMLConfig, task_gradients
-from mamlpriv.membership import GameConfig, alternatives, draw_trials
+from mamlpriv.membership import GameConfig, GameResult, _score_summary, alternatives, best_test, draw_trials
 from mamlpriv.metrics import roc_auc
 from mamlpriv.models import MLP, forward, init_params
 from mamlpriv.scores import (
@@ -149,3 +150,32 @@ def test_fit_gaussians_refuses_bad_shadows():
         fit_gaussians(torch.zeros(3, 4), torch.zeros(2, 4))
     fit = fit_gaussians(torch.zeros(2, 3), torch.ones(2, 3))  # zero spread: floored, finite ratio
     assert bool(torch.isfinite(likelihood_ratio(torch.tensor([0.0, 1.0]), fit)).all())
+
+
+def test_the_combined_score_adds_ssim_and_profile_standardised_on_validation_trials():
+    """SSIM + profile = z(SSIM) + z(profile), each z with the mean and standard deviation
+    of the validation trials (numpy's, ddof=1, computed here independently); its test AUC
+    and validation AUC are those of that sum, and the best test follows validation AUC."""
+    gen = np.random.default_rng(0)
+
+    def game(n: int) -> GameResult:
+        members = torch.tensor([True, False] * (n // 2))
+        ssim = torch.tensor(gen.normal(0.5, 0.1, n) + 0.05 * members.numpy())
+        profile = torch.tensor(gen.normal(-2.0, 3.0, n) + 2.0 * members.numpy())
+        empty = torch.zeros(0)
+        return GameResult(GameConfig("support", "strict", 3, 1, n, 0), [], ssim, members, empty, empty, empty,
+                          empty, extra={"profile": profile})  # fmt: skip
+
+    val, test = game(40), game(30)
+    summary, combined = _score_summary(val, test, ("profile", "combined"))
+    vs, vp = val.scores.numpy(), val.extra["profile"].numpy()
+    tp = test.extra["profile"].numpy()
+    expected = (test.scores.numpy() - vs.mean()) / vs.std(ddof=1) + (tp - vp.mean()) / vp.std(ddof=1)
+    assert combined is not None and np.allclose(combined.numpy(), expected, rtol=0, atol=1e-12)
+    m = test.members.numpy()
+    pos, neg = expected[m], expected[~m]
+    auc = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+    assert summary["combined"]["auc"] == pytest.approx(auc)
+    assert set(summary) == {"ssim", "profile", "combined"}
+    best = max(summary, key=lambda k: summary[k]["validation_auc"])
+    assert best_test(summary) == best
