@@ -264,9 +264,9 @@ print(f"a {member} target, its SSIM score:")
 print(f"  this code:   {ours:.4f}")
 print(f"  the library: {float(lib.scores[0]):.4f}")
 lib_losses = lib.loss[0].tolist()
-print("objective at step        1        10       100")
+print(f"{'objective at step':<20}" + "".join(f"{i:>10}" for i in (1, 10, 100)))
 for who, losses in (("this code", our_losses), ("the library", lib_losses)):
-    print(f"  {who:<12}" + "".join(f"{losses[i]:>10.5f}" for i in (0, 9, 99)))
+    print(f"  {who:<18}" + "".join(f"{losses[i]:>10.5f}" for i in (0, 9, 99)))
 gap = max(abs(a - b) for a, b in zip(our_losses[:10], lib_losses[:10]))
 print(f"largest difference over the first 10 steps: {gap:.1e}")
 # the same objective at the start, the same path while rounding is still small

@@ -160,7 +160,7 @@ rows = strength.strength_rows(records)
 names = {k: v[0] for k, v in strength.TESTS.items()}
 
 
-def comparison_table(rows, attack):
+def comparison_table(rows, attack, test_column="best (AUC)"):
     table = {}
     for r in rows:
         if r["attack"] != attack:
@@ -169,7 +169,7 @@ def comparison_table(rows, attack):
         entry = table.setdefault(key, {})
         g = "paper's game" if r["game"] == "paper" else "strict game"
         entry[(g, "SSIM")] = f"{r['ssim_auc']:.2f}"
-        entry[(g, "best (AUC)")] = f"{strength.SHORT[r['best']]} {r['best_auc']:.2f}"
+        entry[(g, test_column)] = f"{strength.SHORT[r['best']]} {r['best_auc']:.2f}"
         entry[(g, "Δ AUC [95%]")] = (
             f"{r['gain']:+.2f} [{r['gain_lo']:+.2f}, {r['gain_hi']:+.2f}]"
             if r["best"] != "ssim"
@@ -405,7 +405,7 @@ if replication:
             + "; ".join(counts) + "."
         )
     )
-    display(comparison_table(rep_rows, "support"))
+    display(comparison_table(rep_rows, "support", "fixed test (AUC)"))
 else:
     display(Markdown(f"No replication cell is stored yet (0 of {len(planned)})."))
 
