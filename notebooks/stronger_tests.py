@@ -68,12 +68,13 @@
 # their sum) is chosen on its validation trials, as the attack's stage is; the test
 # trials never see that choice.
 #
-# **Not among the tests: per-target calibration.** In the manner of LiRA (Carlini et al.,
-# 2022) an adversary could attack shadow tasks of its own, with and without each target,
-# fit a Gaussian to each world's scores and score by their likelihood ratio
-# (`mamlpriv.scores.fit_gaussians` and `likelihood_ratio` do that part). It needs dozens
-# of attacks per target, where every other test here needs one or two; on a CPU that is
-# beyond the paper profile's budget, so it stays a tool for smaller studies.
+# **Not among the tests: per-target calibration.** In the manner of LiRA
+# {cite:p}`carlini2022membership` an adversary could attack shadow tasks of its own, with
+# and without each target, fit a Gaussian to each world's scores and score by their
+# likelihood ratio (`mamlpriv.scores.fit_gaussians` and `likelihood_ratio` do that
+# part). It needs dozens of attacks per target, where every other test here needs one
+# or two; on a CPU that is beyond the paper profile's budget, so it stays a tool for
+# smaller studies.
 
 # %% tags=["parameters", "remove-input"]
 profile = "quick"  # "quick" (CI, a few minutes) or "paper" (100 test and 100 validation trials per cell)
