@@ -425,9 +425,9 @@ if len(strong):
 
 # %% [markdown]
 # The numbers, per defence level (AUC on the test trials; the best test's 95% interval
-# by bootstrap; "ceiling" is the ceiling on the cell's own trials):
+# by bootstrap; "ceiling" is the ceiling on the cell's own trials; click to open):
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "hide-output"]
 if len(strong):
     table = pd.DataFrame(
         {
@@ -451,7 +451,10 @@ if len(strong):
             ],
         }
     )
-    display(table.set_index(["dataset", "attack", "defence", "level"]).sort_index())
+    index = ["dataset", "attack", "defence", "level"]
+    table = table.sort_values(index)  # levels in numeric order, then shown short
+    table["level"] = table.level.map("{:g}".format)
+    display(table.set_index(index))
 
 # %% [markdown]
 # ## Where these numbers come from
