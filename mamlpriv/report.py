@@ -623,6 +623,21 @@ def _query_faster(records: list[dict]) -> list[dict]:
     return out
 
 
+def attack_claims(rows: list[dict], runtime_records: list[dict]) -> list[dict]:
+    """The attacks chapter's claims (glance rows): each attack infers membership and the
+    query attack beats the support attack, from :func:`membership_rows` of the Tables I-II
+    cells in the paper's game (``rows``), and the query attack is faster, from the runner
+    records of the Tables III-IV cells (``runtime_records``)."""
+    return [*_attacks_work(rows), *_query_beats_support(rows), *_query_faster(runtime_records)]
+
+
+def glance_sentence(c: dict) -> str:
+    """One bullet (markdown) for a glance row (:func:`claims_at_a_glance`): the claim, its
+    verdict, the paper's value and section, ours and the reason."""
+    head = f"**{c['claim']}**: **{c['verdict']}**."
+    return f"{head} Paper, section {c['section']}: {c['paper']}. Ours: {c['ours']}; {c['reason']}."
+
+
 # The paper's statement and section per figure of shape_claims / stage_claims.
 _FIGURES = {
     "Fig. 5": ("V-B2, Fig. 5", "roughly flat: no significant change", "ways_shots"),
@@ -671,11 +686,12 @@ def _figure_rows(claims: list[dict]) -> list[dict]:
     return out
 
 
-def _first_order_leaks_less(rows: list[dict]) -> list[dict]:
-    """First-order MAML, per dataset: the support attack's first minus second order
-    accuracy over the shapes of :func:`order_comparison`, averaged with
-    :func:`_mean_of_diffs`; "leaks less" is decided by :func:`_by_interval` on minus that
-    mean. The reason gives each shape's AUC difference with its bootstrap 95% interval."""
+def first_order_claims(rows: list[dict]) -> list[dict]:
+    """The first-order chapter's claim (glance rows), per dataset, from the rows of
+    :func:`order_comparison`: first-order MAML leaks less about the support set when the
+    support attack's first minus second order accuracy, averaged over the shapes with
+    :func:`_mean_of_diffs`, is below zero (:func:`_by_interval` on minus that mean). The
+    reason gives each shape's AUC difference with its bootstrap 95% interval."""
     out = []
     for ds in sorted({r["dataset"] for r in rows}):
         sel = [r for r in rows if r["dataset"] == ds and r["attack"] == "support"]
@@ -788,11 +804,9 @@ def claims_at_a_glance(root="results", profile: str = "paper", compute: bool = F
     shapes = shape_claims(paper_rows + membership_rows(shown("ways-shots"), games=("paper",), n_boot=0))
     defence = defence_rows(shown("defence-attacks"), shown("defence-learning"))
     return [
-        *_attacks_work(paper_rows),
-        *_query_beats_support(paper_rows),
-        *_query_faster(shown("tables-3-4")),
+        *attack_claims(paper_rows, shown("tables-3-4")),
         *_figure_rows(shapes + stage_claims(stages, "paper") + stage_claims(stages, "strict")),
-        *_first_order_leaks_less(order_comparison(shown("first-order"), t12)),
+        *first_order_claims(order_comparison(shown("first-order"), t12)),
         *_defence_glance(defence),
         *_noise_stops_attacks(defence),
         *query_set_claims(shown("gradient-anatomy")),

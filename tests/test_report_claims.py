@@ -152,13 +152,18 @@ def test_glance_rules_on_hand_made_rows():
                                 + runtime(200, [(0.2, 0.3), (0.3, 0.2), (0.2, 0.2)]))
     assert [r["verdict"] for r in fast] == ["CONFIRMED", "NOT CONFIRMED", "INCONCLUSIVE"]
     assert fast[0]["ours"].startswith("3.7x [") and "query faster at 3 of 3 sizes" in fast[0]["reason"]
+    both = report.attack_claims(rows, runtime(50, [(0.1, 0.4), (0.1, 0.35), (0.2, 0.7)]))
+    assert [r["claim"] for r in both] == [*work, race["claim"], fast[0]["claim"]]
+    line = report.glance_sentence(fast[0])
+    assert line.startswith("**The query attack is faster than the support attack (50 iterations)**: **CONFIRMED**.")
+    assert "Paper, section V-B1, Tables III-IV: " in line and f"Ours: {fast[0]['ours']}; " in line
 
     def order(ds, diffs):
         return [{"dataset": ds, "attack": "support", "ways": w, "shots": 1, "accuracy_diff": d,
                  "accuracy_diff_ci95": 0.1, "auc_diff": d, "auc_diff_lo": d - 0.1, "auc_diff_hi": d + 0.1}
                 for w, d in zip((3, 5), diffs)]
 
-    fo = report._first_order_leaks_less(order("a", (-0.2, -0.1)) + order("b", (0.2, 0.1)) + order("c", (-0.05, 0.0)))
+    fo = report.first_order_claims(order("a", (-0.2, -0.1)) + order("b", (0.2, 0.1)) + order("c", (-0.05, 0.0)))
     assert [r["verdict"] for r in fo] == ["CONFIRMED", "NOT CONFIRMED", "INCONCLUSIVE"]
 
     # per dataset: whether each attack has a confident level (None: learning not known)
