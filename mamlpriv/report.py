@@ -616,7 +616,7 @@ def _query_faster(records: list[dict]) -> list[dict]:
                 ours,
                 ok,
                 f"query faster at {sum(x > 1 for x in ratios)} of {len(sizes)} sizes; our runtimes "
-                f"{_span(slower, '.0f')}x below the paper's",
+                f"{_span(slower, '.0f')}x shorter than the paper's",
                 "attacks",
             )
         )
