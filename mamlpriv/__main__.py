@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         exps = [e for e in exps if e.name in args.experiment]
     if args.command == "status":
         return _status(exps, args.profile, args.root)
+    if args.jobs < 1:
+        ap.error(f"--jobs must be an integer >= 1, got {args.jobs}")
+    if args.scheduler is not None and args.backend != "dask":
+        ap.error(f"--scheduler is used only with --backend dask, got --backend {args.backend}")
     if args.device is not None:
         try:
             devices.resolve(args.device)

@@ -182,10 +182,12 @@ def load(
 # ----- computing ---------------------------------------------------------------------------
 
 
-def _check(profile: str, backend: str, n_jobs: int) -> None:
+def _check(profile: str, backend: str, n_jobs: int, scheduler=None) -> None:
     checks.choice("profile", profile, PROFILES)
     checks.choice("backend", backend, BACKENDS)
     checks.integer("n_jobs", n_jobs, 1)
+    if scheduler is not None and backend != "dask":
+        raise ValueError(f"scheduler is used only with backend='dask', got backend={backend!r}")
     _env_threads()  # a bad $MAMLPRIV_THREADS stops the run before anything is computed
 
 
@@ -299,7 +301,7 @@ def run(
 ) -> list[dict]:
     """Compute every cell of ``experiment`` that has no valid result file yet; return all
     the cells' stored records (in the experiment's order)."""
-    _check(profile, backend, n_jobs)
+    _check(profile, backend, n_jobs, scheduler)
     todo = [c for c in experiment.cells if stored(experiment, profile, root, c) is None]
     if todo:
         _check_writable(Path(root) / profile / experiment.name)

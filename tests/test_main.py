@@ -33,3 +33,18 @@ def test_status_names_invalid_cell_files_and_lists_every_experiment(tmp_path, ca
     assert all(f.name in out for f in files[:3])
     assert "game-control: 0/4 cells" in out  # the listing went on past the bad files
     assert all(f.exists() for f in files[:3])  # status only reads: nothing moved aside
+
+
+def test_run_refuses_bad_jobs_and_a_scheduler_without_dask(tmp_path, capsys):
+    """A bad --jobs is a usage error naming the option (it was a traceback naming n_jobs),
+    and --scheduler without --backend dask is refused (it was silently ignored)."""
+    import pytest
+
+    for argv, words in (
+        (["--jobs", "0"], "--jobs must be an integer >= 1, got 0"),
+        (["--scheduler", "tcp://host:8786"], "--scheduler is used only with --backend dask, got --backend serial"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["run", "--profile", "quick", "--experiment", "first-order", "--root", str(tmp_path), *argv])
+        assert exit_info.value.code == 2 and words in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing was computed or written

@@ -120,6 +120,8 @@ def test_bad_runner_arguments_raise(tmp_path, computed):
         runner.run(exp, "quick", tmp_path, backend="mpi")
     with pytest.raises(ValueError, match="n_jobs"):
         runner.run(exp, "quick", tmp_path, n_jobs=0)
+    with pytest.raises(ValueError, match="scheduler is used only with backend='dask', got backend='joblib'"):
+        runner.run(exp, "quick", tmp_path, backend="joblib", scheduler="tcp://host:8786")
     with pytest.raises(FileNotFoundError, match="no result"):
         runner.load(exp, "quick", tmp_path)
     assert runner.load(exp, "quick", tmp_path, missing_ok=True) == [] and computed == []
