@@ -347,8 +347,11 @@ def training_stages(name: str, datasets: Names = None, ways: int = 3, shots: int
     stages = _knob("stages", stages, None)
     if stages is None:
         stages = p.curve_stages  # the profile's training length reaches its last stage
-    elif train_iterations is None:
-        p = replace(p, train_iterations=max(1, *stages))  # one run, as long as the last stage
+    else:
+        for st in stages:  # before the run's length is derived from them
+            checks.integer("stages", st, 0)
+        if train_iterations is None:
+            p = replace(p, train_iterations=max(1, *stages))  # one run, as long as the last stage
     attack = {t: _with_iterations(t, attack_iterations) for t in TARGETS}
     cells = [
         membership(

@@ -215,3 +215,10 @@ def test_falsy_knobs_are_refused_not_replaced_by_the_profile_s_values(knobs):
 def test_an_empty_stage_list_is_refused_by_name():
     with pytest.raises(ValueError, match="stages"):
         catalog.training_stages("quick", stages=())
+
+
+def test_a_negative_stage_is_refused_with_the_range_of_stages():
+    """The run's length was derived from the stages first (max(1, -100) = 1), so the error
+    named the range [0, 1], which says nothing about what a stage may be."""
+    with pytest.raises(ValueError, match=r"stages must be an integer in \[0, inf\), got -100"):
+        catalog.training_stages("quick", stages=(-100,))
