@@ -116,6 +116,17 @@ def shown(
     return list(stored.values()) + computed
 
 
+def planned(experiment_name: str, profile: str, **knobs: Any) -> int:
+    """How many points :func:`shown` gives for the same arguments once every cell is
+    stored: the paper profile's points together with ``profile``'s, or with ``knobs``
+    exactly the points of ``catalog.experiment(experiment_name, profile, **knobs)``."""
+    key = POINT_KEYS[experiment_name]
+    own = {key(c) for c in catalog.experiment(experiment_name, profile, **knobs).cells}
+    if knobs:
+        return len(own)
+    return len(own | {key(c) for c in catalog.experiment(experiment_name, "paper").cells})
+
+
 # names a notebook namespace holds before its parameters: IPython's own
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 _CHECKED = "_mamlpriv_parameters_checked"

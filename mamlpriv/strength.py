@@ -243,20 +243,25 @@ def defence_rows(test_records: Sequence[dict], audit_records: Sequence[dict] = (
     return rows
 
 
-def defence_findings(rows: Sequence[dict], confident: Sequence[tuple] = (), chance: float = 0.6) -> list[str]:
+def defence_findings(
+    rows: Sequence[dict], confident: Sequence[tuple] = (), chance: float = 0.6, planned: int | None = None
+) -> list[str]:
     """The defence chapter's findings in plain words, from :func:`defence_rows`: at the
     levels where the paper's attack is held to an AUC of at most ``chance``, how often the
     best practical test and the worst case get above it; and for each ``confident`` level
     ((dataset, attack, defence, level) of the confident noise area) whether it holds
     against the best test: CONFIRMED when the test's 95% interval lies at or below
-    ``chance``, NOT CONFIRMED when above it, else INCONCLUSIVE."""
+    ``chance``, NOT CONFIRMED when above it, else INCONCLUSIVE. ``planned``: the number
+    of defence cells the grid holds; when fewer are scored, the first line says so."""
     noisy = [r for r in rows if r["defence"] != "none"]
     if not noisy:
         return []
     held = [r for r in noisy if r["ssim_auc"] <= chance]
+    part = f" of the {planned}" if planned is not None and planned > len(noisy) else ""
+    rest = " (the others are not stored yet)" if part else ""
     out = [
-        f"{len(noisy)} defence cells (a level against one attack) scored by every test. The best practical test "
-        f"(chosen on validation trials) beats SSIM's AUC with a 95% interval above zero in "
+        f"{len(noisy)}{part} defence cells (a level against one attack) scored by every test{rest}. The best "
+        f"practical test (chosen on validation trials) beats SSIM's AUC with a 95% interval above zero in "
         f"{sum(gain_verdict(r) == VERDICTS[0] for r in noisy)} of them."
     ]
     if held:

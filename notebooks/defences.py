@@ -402,6 +402,7 @@ strong = pd.DataFrame(strength.defence_rows(test_cells, audit_cells))
 confident = rows[rows.confident.map(lambda v: v is True)]  # None: no learning run
 findings = strength.defence_findings(
     strong.to_dict("records"),
+    planned=pages.planned("defence-tests", profile, **levels, **sizes),
     confident=list(
         zip(
             confident.dataset, confident.attack, confident.location, confident.level

@@ -4,6 +4,7 @@ missing ones computed in the page's own profile, and knobs show exactly their po
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import demo_cell
@@ -169,6 +170,20 @@ def test_shown_with_knobs_shows_exactly_the_requested_points(tmp_path, demo):
     demo.clear()
     assert seen(pages.shown("demo", "paper", tmp_path, seeds=(2, 7))) == {(2, 50): "paper", (7, 50): "paper"}
     assert demo == [7]
+
+
+def test_planned_counts_the_points_shown_once_every_cell_is_stored(tmp_path, demo, monkeypatch):
+    # nothing stored: the quick page computes its own two points, of the four planned
+    assert pages.planned("demo", "quick") == 4 and len(pages.shown("demo", "quick", tmp_path)) == 2
+    pages.shown("demo", "paper", tmp_path)  # the paper profile stores its four points
+    assert pages.planned("demo", "quick") == 4 == len(pages.shown("demo", "quick", tmp_path))
+    assert pages.planned("demo", "paper") == 4
+    # with knobs: exactly the points asked for, stored or not
+    asked = {"seeds": (1, 5, 9)}
+    assert pages.planned("demo", "quick", **asked) == 3 == len(pages.shown("demo", "quick", tmp_path, **asked))
+    # a quick point the paper profile lacks is counted once beside the paper's
+    monkeypatch.setattr(sys.modules[__name__], "QUICK_SEEDS", (0, 7))
+    assert pages.planned("demo", "quick") == 5
 
 
 def test_shown_without_paper_points_computes_exactly_the_knobs_cells(tmp_path, demo):

@@ -158,3 +158,7 @@ def test_defence_rows_join_the_audits_worst_case_at_the_same_point():
     assert found[2].endswith("**NOT CONFIRMED**.") and found[3].endswith("**CONFIRMED**.")
     assert "not scored by the stronger tests yet" in found[4]
     assert strength.defence_findings([r for r in rows if False]) == []
+    # fewer scored than planned: the first line says how many of how many
+    part = strength.defence_findings(rows, planned=5)[0]
+    assert part.startswith("2 of the 5 defence cells (a level against one attack) scored by every test (the others")
+    assert strength.defence_findings(rows, planned=2)[0].startswith("2 defence cells (a level against one attack)")
