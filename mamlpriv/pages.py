@@ -75,6 +75,11 @@ def point(experiment_name: str, config: Mapping) -> tuple:
     return POINT_KEYS[experiment_name](from_config(dict(config)))
 
 
+# knobs that change what a cell measures but not its point (POINT_KEYS): trials, the length
+# of meta-training or of the attack
+MEASURES = ("trials", "validation", "train_iterations", "attack_iterations")
+
+
 def shown(
     experiment_name: str,
     profile: str,
@@ -89,7 +94,9 @@ def shown(
     ``profile`` whose points the paper profile has not stored (run or resumed here).
     With ``knobs`` (a chapter rerun with other parameters): exactly the points of
     ``catalog.experiment(experiment_name, profile, **knobs)``, each from the paper
-    profile when stored there, else computed in ``profile``. ``compute=False`` runs
+    profile when stored there, else computed in ``profile``; with a knob of
+    :data:`MEASURES` (more trials, another training length) a stored cell stands in only
+    when it is the very cell asked for. ``compute=False`` runs
     nothing: cells not stored are left out. ``paper_points=False``: exactly the cells of
     ``profile`` with ``knobs``, none taken from the paper profile (for a knob that changes
     what a point measures but not the point, such as the MAML chapter's training length)."""
@@ -108,6 +115,11 @@ def shown(
     stored = {
         point(experiment_name, r["config"]): dict(r, shown="paper") for r in load(paper, "paper", root, missing_ok=True)
     }
+    if any(k in knobs for k in MEASURES):  # the same point measured otherwise: only the same cell stands in
+        from .cells import from_config
+
+        asked = {key(c): c for c in own.cells}
+        stored = {pt: r for pt, r in stored.items() if pt in asked and from_config(dict(r["config"])) == asked[pt]}
     need = Experiment(own.name, tuple(c for c in own.cells if key(c) not in stored), own.parallel)
     computed = records(need, profile) if need.cells else []
     if knobs:

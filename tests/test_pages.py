@@ -111,9 +111,10 @@ def without_verdict(item):
 PAPER_SEEDS, QUICK_SEEDS = (0, 1, 2, 3), (0, 1)
 
 
-def demo_experiment(profile, seeds=None):
-    """A cheap experiment: the paper profile has four points at n=50, the quick one two at n=10."""
-    n = 50 if profile == "paper" else 10
+def demo_experiment(profile, seeds=None, trials=None):
+    """A cheap experiment: the paper profile has four points at n=50, the quick one two at
+    n=10; ``trials`` sets n (a knob that changes the measurement, not the point)."""
+    n = trials or (50 if profile == "paper" else 10)
     default = PAPER_SEEDS if profile == "paper" else QUICK_SEEDS
     return Experiment("demo", tuple(DemoCell(s, n) for s in (seeds or default)))
 
@@ -170,6 +171,22 @@ def test_shown_with_knobs_shows_exactly_the_requested_points(tmp_path, demo):
     demo.clear()
     assert seen(pages.shown("demo", "paper", tmp_path, seeds=(2, 7))) == {(2, 50): "paper", (7, 50): "paper"}
     assert demo == [7]
+
+
+def test_with_a_measurement_knob_only_the_very_cell_asked_for_stands_in(tmp_path, demo):
+    """A rerun asking for more trials was shown the stored 100-trial cells at its points."""
+    from mamlpriv import runner
+
+    runner.run(Experiment("demo", (DemoCell(1, 50), DemoCell(2, 50))), "paper", tmp_path, progress=False)
+    demo.clear()
+    # 30 trials at seeds 1 and 5: computed, though seed 1 is stored (with 50)
+    assert seen(pages.shown("demo", "quick", tmp_path, seeds=(1, 5), trials=30)) == {(1, 30): "quick", (5, 30): "quick"}
+    assert sorted(demo) == [1, 5]
+    # 50 trials is what the paper profile stored: seed 2 stands in, seed 7 is computed
+    demo.clear()
+    assert seen(pages.shown("demo", "quick", tmp_path, seeds=(2, 7), trials=50)) == {(2, 50): "paper", (7, 50): "quick"}
+    assert demo == [7]
+    assert set(pages.MEASURES) >= {"trials", "validation", "train_iterations", "attack_iterations"}
 
 
 def test_planned_counts_the_points_shown_once_every_cell_is_stored(tmp_path, demo, monkeypatch):
