@@ -216,3 +216,6 @@ display(
 assert len(table) == len(first)
 assert {c["verdict"] for c in claims} <= set(VERDICTS)
 assert len(claims) == len({k[0] for k in table.index if k[1] == "support"})
+if not knobs and pairs is None:  # the takeaways describe the stored paper cells
+    found = {c["claim"].rsplit("(", 1)[1].rstrip(")"): c["verdict"] for c in claims}
+    assert found == {"mnist": "CONFIRMED", "fashion-mnist": "INCONCLUSIVE"}, found
