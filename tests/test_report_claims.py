@@ -235,3 +235,55 @@ def test_section_iii_c_is_decided_by_the_paired_per_task_cosines():
     assert [r["verdict"] for r in rows] == ["INCONCLUSIVE", "CONFIRMED"]
     (missing,) = report.query_set_claims([])
     assert missing["verdict"] == "INCONCLUSIVE" and "not stored" in missing["reason"]
+
+
+# The verdict of every claim at a glance on the stored paper cells (C: CONFIRMED, N: NOT CONFIRMED,
+# I: INCONCLUSIVE). The chapters' takeaways and the glance page's prose name these verdicts; a
+# recompute that changes one fails here, so the prose is read again before the new cells land.
+STORED_VERDICTS = {
+    "The query attack infers membership (fashion-mnist)": "C",
+    "The support attack infers membership (fashion-mnist)": "C",
+    "The query attack infers membership (mnist)": "C",
+    "The support attack infers membership (mnist)": "C",
+    "The query attack beats the support attack (fashion-mnist)": "C",
+    "The query attack beats the support attack (mnist)": "C",
+    "The query attack is faster than the support attack (50 iterations)": "C",
+    "The query attack is faster than the support attack (100 iterations)": "C",
+    "The query attack is faster than the support attack (200 iterations)": "C",
+    "Query attack accuracy roughly flat in ways (fashion-mnist)": "C",
+    "Query attack accuracy falls with shots (fashion-mnist)": "C",
+    "Support attack accuracy roughly flat in ways (fashion-mnist)": "I",
+    "Support attack accuracy falls with shots (fashion-mnist)": "C",
+    "Query attack accuracy roughly flat in ways (mnist)": "C",
+    "Query attack accuracy falls with shots (mnist)": "C",
+    "Support attack accuracy roughly flat in ways (mnist)": "I",
+    "Support attack accuracy falls with shots (mnist)": "C",
+    "Query attack best at epoch 0 (fashion-mnist)": "C",
+    "Support attack best when partly trained (fashion-mnist)": "C",
+    "Query attack best at epoch 0 (mnist)": "I",
+    "Support attack best when partly trained (mnist)": "I",
+    "Query attack best at epoch 0 (fashion-mnist, strict game)": "C",
+    "Support attack best when partly trained (fashion-mnist, strict game)": "I",
+    "Query attack best at epoch 0 (mnist, strict game)": "I",
+    "Support attack best when partly trained (mnist, strict game)": "C",
+    "First-order MAML leaks less about the support set (fashion-mnist)": "I",
+    "First-order MAML leaks less about the support set (mnist)": "C",
+    "Support attacks more sensitive to noise (fashion-mnist)": "C",
+    "Query-data noise more effective than support-data noise (fashion-mnist, query attack)": "C",
+    "Query-data noise more effective than support-data noise (fashion-mnist, support attack)": "I",
+    "Support attacks more sensitive to noise (mnist)": "I",
+    "Query-data noise more effective than support-data noise (mnist, query attack)": "C",
+    "Query-data noise more effective than support-data noise (mnist, support attack)": "I",
+    "Noise stops the attacks without hurting learning (fashion-mnist)": "N",
+    "Noise stops the attacks without hurting learning (mnist)": "N",
+    f"{report.ANATOMY_CLAIM} on the network the attacks target (untrained, 3-way 1-shot)": "C",
+    f"{report.ANATOMY_CLAIM} on the MAML chapter's network (trained, second order)": "N",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (RESULTS / "paper").is_dir(), reason="no stored paper-profile results")
+def test_the_stored_cells_decide_every_claim_as_the_prose_says():
+    words = {"C": "CONFIRMED", "N": "NOT CONFIRMED", "I": "INCONCLUSIVE"}
+    found = {r["claim"]: r["verdict"] for r in claims_at_a_glance(str(RESULTS))}
+    assert found == {claim: words[v] for claim, v in STORED_VERDICTS.items()}
