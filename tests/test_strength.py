@@ -1,5 +1,7 @@
 """The stronger-tests rows and questions (mamlpriv.strength) on hand-made stored records
-whose answers are known."""
+whose answers are known, and the verdicts the book's prose names on the stored cells."""
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -162,3 +164,22 @@ def test_defence_rows_join_the_audits_worst_case_at_the_same_point():
     part = strength.defence_findings(rows, planned=5)[0]
     assert part.startswith("2 of the 5 defence cells (a level against one attack) scored by every test (the others")
     assert strength.defence_findings(rows, planned=2)[0].startswith("2 defence cells (a level against one attack)")
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (RESULTS / "paper" / "stronger-tests").is_dir(), reason="no stored stronger-tests cells")
+def test_the_stored_cells_decide_the_stronger_tests_questions_as_the_prose_says():
+    """The stronger-tests chapter, its takeaways and the glance page name these verdicts in
+    prose (questions 1-3 on seed 0, 1-2 again on fresh data with the grid rule's test)."""
+    from mamlpriv import pages
+
+    seed0 = pages.shown("stronger-tests", "paper", RESULTS, compute=False)
+    found = [c["verdict"] for c in strength.strength_claims(strength.strength_rows(seed0))]
+    assert found == ["INCONCLUSIVE", "NOT CONFIRMED", "INCONCLUSIVE"]
+    replicated = pages.shown("stronger-tests-replication", "paper", RESULTS, compute=False)
+    planned = len(catalog.experiment("stronger-tests-replication", "paper").cells)
+    test, _, again = strength.replication_claims(seed0, replicated, expected=planned)
+    assert test == "combined" and [c["verdict"] for c in again] == ["INCONCLUSIVE", "NOT CONFIRMED"]
