@@ -523,6 +523,11 @@ def _glance(claim: str, section: str, theirs: str, ours: str, ok: bool | None, r
     }
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 cell``, ``9 cells``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _span(values: list[float], fmt: str = ".2f") -> str:
     return f"{min(values):{fmt}}-{max(values):{fmt}}"
 
@@ -542,7 +547,7 @@ def _attacks_work(rows: list[dict]) -> list[dict]:
                 f"The {attack} attack infers membership ({ds})",
                 f"V-B1, Table {'I' if attack == 'support' else 'II'}",
                 f"{_span(theirs)} over {len(theirs)} cells (mean {statistics.fmean(theirs):.2f})",
-                f"{right / n:.2f} [{lo:.2f}, {hi:.2f}], {len(sel)} cells pooled",
+                f"{right / n:.2f} [{lo:.2f}, {hi:.2f}], {_count(len(sel), 'cell')} pooled",
                 True if lo > 0.5 else False if hi < 0.5 else None,
                 f"Wilson lower bound above 0.5 in {sum(r['accuracy_lo'] > 0.5 for r in sel)} of {len(sel)} cells "
                 f"(accuracies {_span([r['accuracy'] for r in sel])})",
@@ -575,7 +580,7 @@ def _query_beats_support(rows: list[dict]) -> list[dict]:
                 f"The query attack beats the support attack ({ds})",
                 "III-C, V-B1 (Tables I-II)",
                 f"query higher in {sum(x > 0 for x in ref)} of {len(ref)} cells (mean {statistics.fmean(ref):+.2f})",
-                f"{d:+.2f} ± {h:.2f}, mean over {len(cells)} cells",
+                f"{d:+.2f} ± {h:.2f}, mean over {_count(len(cells), 'cell')}",
                 _by_interval(d, h),
                 f"query ahead beyond the cell's interval in {sum(x > e for x, e in diffs)} of {len(cells)} cells, "
                 f"behind in {sum(x < -e for x, e in diffs)}",
@@ -707,7 +712,7 @@ def first_order_claims(rows: list[dict]) -> list[dict]:
                 f"First-order MAML leaks less about the support set ({ds})",
                 "III-B (eq. 7)",
                 "expected (no support-set term in eq. 7); no numbers",
-                f"{d:+.2f} ± {h:.2f}, support attack accuracy, first minus second order, {len(sel)} shapes",
+                f"{d:+.2f} ± {h:.2f}, support attack accuracy, first minus second order, {_count(len(sel), 'shape')}",
                 _by_interval(-d, h),
                 f"AUC, first minus second order: {aucs}",
                 "first_order",

@@ -741,8 +741,9 @@ display(
 
 # %% tags=["remove-cell"]
 # The query attack on the untrained model must beat chance clearly (a sanity check
-# for nbval).
-assert grid.loc[("II (query)", dataset, ways, shots), "AUC"] > 0.6
+# for nbval; a rerun whose shapes leave out the headline shape has no such cell).
+if ("II (query)", dataset, ways, shots) in grid.index:
+    assert grid.loc[("II (query)", dataset, ways, shots), "AUC"] > 0.6
 assert {c["verdict"] for c in claims} <= set(VERDICTS)
 if not table_knobs and not rt_knobs:  # the takeaways describe the stored paper cells
     assert {c["verdict"] for c in claims} == {"CONFIRMED"}, claims
