@@ -76,8 +76,8 @@ def point(experiment_name: str, config: Mapping) -> tuple:
 
 
 # knobs that change what a cell measures but not its point (POINT_KEYS): trials, the length
-# of meta-training or of the attack
-MEASURES = ("trials", "validation", "train_iterations", "attack_iterations")
+# of meta-training or of the attack, the attack's candidate learning rates
+MEASURES = ("trials", "validation", "train_iterations", "iterations", "attack_iterations", "lrs")
 
 
 def shown(

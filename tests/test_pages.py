@@ -186,7 +186,7 @@ def test_with_a_measurement_knob_only_the_very_cell_asked_for_stands_in(tmp_path
     demo.clear()
     assert seen(pages.shown("demo", "quick", tmp_path, seeds=(2, 7), trials=50)) == {(2, 50): "paper", (7, 50): "quick"}
     assert demo == [7]
-    assert set(pages.MEASURES) >= {"trials", "validation", "train_iterations", "attack_iterations"}
+    assert set(pages.MEASURES) >= {"trials", "validation", "train_iterations", "iterations", "attack_iterations", "lrs"}
 
 
 def test_planned_counts_the_points_shown_once_every_cell_is_stored(tmp_path, demo, monkeypatch):
