@@ -407,6 +407,22 @@ def shape_claims(rows: list[dict], ways: tuple = (3, 5, 7, 10), shots: tuple = (
     return _judge([r for r in rows if r["game"] == "paper"], specs)
 
 
+def inner_loop_claims(rows: list[dict], rate: float) -> list[dict]:
+    """The inner-loop chapter's questions (beyond the paper) on :func:`membership_rows`
+    (paper's game), per dataset and attack, with the rule of Figure 5 (:func:`verdict_flat`):
+    "accuracy roughly flat in the inner rate" (one inner step) and "... in the inner steps"
+    (at inner rate ``rate``); dicts as in :func:`_judge`."""
+    specs = []
+    for attack in ("query", "support"):
+        specs += [
+            ("Accuracy roughly flat in the inner rate", attack, lambda r: r["inner_steps"] == 1,
+             lambda sel: verdict_flat(sel, "inner_lr")),
+            ("Accuracy roughly flat in the inner steps", attack, lambda r: r["inner_lr"] == rate,
+             lambda sel: verdict_flat(sel, "inner_steps")),
+        ]  # fmt: skip
+    return _judge([r for r in rows if r["game"] == "paper"], specs)
+
+
 def stage_claims(rows: list[dict], game: str = "paper") -> list[dict]:
     """Figures 7-8 on :func:`membership_rows` of the training-stage cells: "query attack
     best at epoch 0" and "support attack best when partly trained" (best strictly inside
