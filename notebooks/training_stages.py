@@ -92,9 +92,8 @@ knobs = pages.grid_knobs(
     lrs=pages.as_tuple("attack_lrs", attack_lrs, float),
     attack_iterations=attack_iterations,
 )
-# another attack length measures something else: no stored paper point stands in
-records = pages.shown("training-stages", profile, results_dir,
-                      paper_points=attack_iterations is None, **knobs)
+# with another attack length or other trial counts only the same cell stands in
+records = pages.shown("training-stages", profile, results_dir, **knobs)
 points = pd.DataFrame(membership_rows(records, games=("paper", "strict")))
 
 # %% [markdown]
