@@ -115,7 +115,7 @@ def shown(
     stored = {
         point(experiment_name, r["config"]): dict(r, shown="paper") for r in load(paper, "paper", root, missing_ok=True)
     }
-    if any(k in knobs for k in MEASURES):  # the same point measured otherwise: only the same cell stands in
+    if any(knobs.get(k) is not None for k in MEASURES):  # measured otherwise: only the same cell stands in
         from .cells import from_config
 
         asked = {key(c): c for c in own.cells}

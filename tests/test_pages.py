@@ -186,6 +186,9 @@ def test_with_a_measurement_knob_only_the_very_cell_asked_for_stands_in(tmp_path
     demo.clear()
     assert seen(pages.shown("demo", "quick", tmp_path, seeds=(2, 7), trials=50)) == {(2, 50): "paper", (7, 50): "quick"}
     assert demo == [7]
+    # a measurement knob given as None (the chapter's default) changes nothing
+    demo.clear()
+    assert seen(pages.shown("demo", "quick", tmp_path, seeds=(1,), trials=None)) == {(1, 50): "paper"} and demo == []
     assert set(pages.MEASURES) >= {"trials", "validation", "train_iterations", "iterations", "attack_iterations", "lrs"}
 
 
