@@ -100,7 +100,8 @@ def test_inner_loop_questions_use_the_flat_rule_per_knob():
 
     rows = loop("query", [(0.01, 1.0), (0.1, 0.98), (1.0, 0.95)], [(2, 0.97), (5, 0.99)])  # 1 step at 0.1 above
     rows += loop("support", [(0.01, 0.55), (0.1, 0.85), (1.0, 0.7)], [(2, 0.72), (5, 0.8)])
-    rows += [_row("support", "strict", inner_lr=lr, inner_steps=1, accuracy=0.5) for lr in (0.01, 0.1, 1.0)]
+    # strict-game rows are not read (they would make the support attack's steps NOT CONFIRMED)
+    rows += [_row("support", "strict", inner_lr=0.1, inner_steps=k, accuracy=0.2) for k in (2, 5)]
     found = [(c["claim"].split(" in the ")[1], c["attack"], c["verdict"]) for c in report.inner_loop_claims(rows, 0.1)]
     assert found == [
         ("inner rate", "query", "CONFIRMED"),  # spread 0.05
@@ -108,7 +109,7 @@ def test_inner_loop_questions_use_the_flat_rule_per_knob():
         ("inner rate", "support", "NOT CONFIRMED"),  # spread 0.30 > 0.10 + half-width 0.13
         ("inner steps", "support", "INCONCLUSIVE"),  # 0.85, 0.72, 0.8: 0.13, over by less than 0.11
     ]
-    # the strict game's rows are not read; a knob with two points is INCONCLUSIVE
+    # a knob with two points is INCONCLUSIVE
     two = loop("query", [(0.01, 1.0), (0.1, 0.5)], [])
     assert [c["verdict"] for c in report.inner_loop_claims(two, 0.1)][:2] == ["INCONCLUSIVE", "INCONCLUSIVE"]
 
