@@ -128,6 +128,24 @@ def shown(
     return list(stored.values()) + computed
 
 
+def inner_loop_shown(
+    profile: str, root: str | os.PathLike = "results", compute: bool = True, **knobs: Any
+) -> list[dict]:
+    """:func:`shown` of the inner-loop points together with their Tables I-II twin: the
+    cell of the same shape at inner rate :data:`~mamlpriv.catalog.INNER_LR` with one step,
+    which the inner-loop experiment does not repeat. ``knobs`` as for
+    :func:`mamlpriv.catalog.inner_loop` (shape defaults: MNIST 3-way 1-shot)."""
+    shape = (knobs.get("dataset") or "mnist", knobs.get("ways") or 3, knobs.get("shots") or 1)
+    sizes = {k: knobs[k] for k in ("trials", "validation") if knobs.get(k) is not None}
+    twin_knobs = dict(datasets=(shape[0],), grid=[shape[1:]], **sizes) if knobs else {}
+    twin = [
+        r
+        for r in shown("tables-1-2", profile, root, compute, **twin_knobs)
+        if (r["config"]["dataset"], r["config"]["ways"], r["config"]["shots"]) == shape
+    ]
+    return shown("inner-loop", profile, root, compute, **knobs) + twin
+
+
 def planned(experiment_name: str, profile: str, **knobs: Any) -> int:
     """How many points :func:`shown` gives for the same arguments once every cell is
     stored: the paper profile's points together with ``profile``'s, or with ``knobs``

@@ -123,9 +123,7 @@ from mamlpriv import audit_report, catalog, strength
 
 from mamlpriv.report import inner_loop_claims, membership_rows
 
-twin = [r for r in stored["tables-1-2"] if (r["config"]["dataset"], r["config"]["ways"], r["config"]["shots"])
-        == ("mnist", 3, 1)]  # the inner loop's point at rate 0.1, one step
-loop_rows = membership_rows(pages.shown("inner-loop", "paper", results_dir, compute=False) + twin, n_boot=0)
+loop_rows = membership_rows(pages.inner_loop_shown("paper", results_dir, compute=False), n_boot=0)
 beyond_rows = [{"claim": f"{c['attack']} attack: {c['claim'][:1].lower()}{c['claim'][1:]} ({c['dataset']})",
                 "ours": c["evidence"], "verdict": c["verdict"], "chapter": "inner_loop"}
                for c in inner_loop_claims(loop_rows, catalog.INNER_LR)]  # fmt: skip

@@ -76,24 +76,17 @@ from mamlpriv.report import (
     sweep_sentence,
 )
 
-sizes = pages.grid_knobs(trials=trials, validation=validation)
 knobs = pages.grid_knobs(
     dataset=dataset,
     ways=ways,
     shots=shots,
     inner_lrs=pages.as_tuple("inner_lrs", inner_lrs, float),
     inner_steps=pages.as_tuple("inner_steps", inner_steps),
-    **sizes,
+    trials=trials,
+    validation=validation,
 )
-shape = (dataset or "mnist", ways or 3, shots or 1)
-# the inner rate 0.1 with one step is the Tables I-II cell of the same shape
-twin_knobs = dict(datasets=(shape[0],), grid=[shape[1:]], **sizes) if knobs else {}
-twin = [
-    r
-    for r in pages.shown("tables-1-2", profile, results_dir, **twin_knobs)
-    if (r["config"]["dataset"], r["config"]["ways"], r["config"]["shots"]) == shape
-]
-records = pages.shown("inner-loop", profile, results_dir, **knobs) + twin
+# with the Tables I-II cell of the same shape (inner rate 0.1, one step)
+records = pages.inner_loop_shown(profile, results_dir, **knobs)
 loop = pd.DataFrame(membership_rows(records, games=("paper",)))
 
 # %% [markdown]
