@@ -12,12 +12,13 @@ does not know (papermill only warns about them) and checks the profile.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
-from . import catalog
+from . import catalog, checks
 from .cells import Cell, LearningCell, MembershipCell, RuntimeCell
 from .defenses import defence_point
 from .runner import PROFILES, Experiment, load, run
@@ -280,3 +281,51 @@ def where_from(records: list[dict], label: str, trials: bool = True) -> str:
         per = ", ".join(f"{t} test and {v} validation trials" for t, v in sizes)
         text += f"; {per} per cell"
     return text + "."
+
+
+# A fresh measurement of the Tables III-IV grid beside the stored cells, written by
+# ``bench/attack_runtime.py --stored --save`` (relative to the results folder).
+RUNTIME_RECHECK = "attacks/runtime-recheck.json"
+_RECHECK_KEYS = ("target", "iterations", "size", "trials", "seconds_per_trial", "stored_seconds_per_trial")
+
+
+def runtime_recheck(records: list[dict], path: str | os.PathLike, paper_times: Mapping) -> str | None:
+    """A sentence on how the stored runtime ``records`` (as :func:`shown` returns them)
+    compare with a later measurement of the same cells in ``path``: the range of
+    later / stored seconds per trial and the paper / ours ratios both ways.
+    ``paper_times``: ``{target: {iterations: {size: seconds}}}``. None when the file is
+    missing or none of its rows is a shown stored cell; a file that cannot be read as
+    such raises ``ValueError`` naming it."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+        rows = [{k: r[k] for k in _RECHECK_KEYS} for r in data["rows"]]
+        when, machine = data["provenance"]["date"], data["provenance"]["machine"]
+        for r in rows:
+            for k in _RECHECK_KEYS[-2:]:
+                checks.real(k, r[k], 0.0, lo_open=True)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"runtime recheck file {path} is not a runtime recheck ({e})") from None
+    later = {(r["target"], r["iterations"], r["size"], r["trials"]): r for r in rows}
+    pairs = []
+    for rec in records:
+        c = rec["config"]
+        again = later.get((c["target"], c["iterations"], c["size"], c["trials"]))
+        if rec["shown"] != "paper" or again is None:
+            continue
+        paper = paper_times[c["target"]][c["iterations"]][c["size"]]
+        pairs.append((rec["result"]["seconds_per_trial"], again["seconds_per_trial"], paper))
+    if not pairs:
+        return None
+    slower = [now / then for then, now, _ in pairs]
+    then_x = [p / then for then, _, p in pairs]
+    now_x = [p / now for _, now, p in pairs]
+    dates = sorted({rec["provenance"]["date"] for rec in records if rec["shown"] == "paper"})
+    return (
+        f"Measured again on {when} ({machine}), {len(pairs)} of these cells took "
+        f"{min(slower):.1f}-{max(slower):.1f} times as long per trial as when stored "
+        f"({', '.join(dates)}): against the paper {min(now_x):.1f}-{max(now_x):.1f}x "
+        f"instead of {min(then_x):.1f}-{max(then_x):.1f}x."
+    )

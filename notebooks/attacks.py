@@ -619,6 +619,17 @@ runtime_layout("support") if "support" in runtime.index else None
 runtime_layout("query") if "query" in runtime.index else None
 
 # %% [markdown]
+# Runtimes depend on the machine, and a virtual machine on a shared host (ours) runs at
+# another speed on another day; compare runtimes measured side by side in one run.
+# `bench/attack_runtime.py --stored` puts a fresh measurement beside each stored cell:
+
+# %% tags=["remove-input"]
+recheck = pages.runtime_recheck(
+    rt_cells, Path(results_dir, pages.RUNTIME_RECHECK), paper.PAPER_RUNTIMES
+)
+display(Markdown(recheck or "No later measurement of these cells is stored."))
+
+# %% [markdown]
 # ## The paper's claims, checked
 #
 # Three claims rest on these tables, each decided per data set (or per number of

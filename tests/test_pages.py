@@ -305,6 +305,48 @@ def test_where_from_counts_stored_and_computed_cells():
     assert "trials" not in pages.where_from(records, "Cells", trials=False)
 
 
+
+def _runtime_record(shown, target, iterations, size, seconds, date="2026-11-29"):
+    config = {"target": target, "iterations": iterations, "size": size, "trials": 8, "inner_lr": 0.1}
+    return {"shown": shown, "config": config, "result": {"seconds_per_trial": seconds},
+            "provenance": {"git_commit": "abcdef0123", "date": date}}
+
+
+def test_runtime_recheck_compares_the_stored_cells_with_the_later_measurement(tmp_path):
+    from mamlpriv.provenance import write_result
+
+    paper_times = {"support": {50: {3: 4.0, 5: 6.0}}, "query": {50: {3: 2.0}}}
+    records = [
+        _runtime_record("paper", "support", 50, 3, 0.2),
+        _runtime_record("paper", "support", 50, 5, 0.5),
+        _runtime_record("quick", "query", 50, 3, 1.0),  # computed for this build: not compared
+    ]
+    row = {"inner_lr": 0.1, "trials": 8}
+    rows = [
+        dict(row, target="support", iterations=50, size=3, seconds_per_trial=0.4, stored_seconds_per_trial=0.2),
+        dict(row, target="support", iterations=50, size=5, seconds_per_trial=0.6, stored_seconds_per_trial=0.5),
+        dict(row, target="query", iterations=50, size=3, seconds_per_trial=0.3, stored_seconds_per_trial=0.1),
+    ]
+    path = write_result(tmp_path / "recheck.json", "bench/attack_runtime.py", {}, rows=rows)
+    date = json.loads(path.read_text())["provenance"]["date"]
+    text = pages.runtime_recheck(records, path, paper_times)
+    # later / stored: 2.0 and 1.2; paper / ours now 10 and 10, when stored 20 and 12
+    assert text is not None and text.startswith(f"Measured again on {date} (")
+    assert "2 of these cells took 1.2-2.0 times as long per trial as when stored (2026-11-29)" in text
+    assert text.endswith("against the paper 10.0-10.0x instead of 12.0-20.0x.")
+    assert pages.runtime_recheck(records, tmp_path / "missing.json", paper_times) is None
+    assert pages.runtime_recheck(records[2:], path, paper_times) is None
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"rows": []}', '{"provenance": {"date": "d", "machine": "m"}, '
+                                     '"rows": [{"target": "query", "iterations": 50, "size": 3, "trials": 8, '
+                                     '"seconds_per_trial": -1, "stored_seconds_per_trial": 0.1}]}'])
+def test_a_broken_runtime_recheck_file_is_named(tmp_path, content):
+    path = tmp_path / "recheck.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="recheck.json is not a runtime recheck"):
+        pages.runtime_recheck([_runtime_record("paper", "query", 50, 3, 0.1)], path, {})
+
 def test_the_parameter_line_lists_the_checked_values_in_order():
     values = pages.parameters({"profile": "quick", "ways": None, "stages": "0, 20"}, ["profile", "ways", "stages"])
     assert pages.summary(values) == (
