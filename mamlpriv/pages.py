@@ -294,7 +294,7 @@ def runtime_recheck(records: list[dict], path: str | os.PathLike, paper_times: M
     compare with a later measurement of the same cells in ``path``: the range of
     later / stored seconds per trial and the paper / ours ratios both ways.
     ``paper_times``: ``{target: {iterations: {size: seconds}}}``. None when the file is
-    missing or none of its rows is a shown stored cell; a file that cannot be read as
+    missing or none of its rows was measured beside a shown stored cell; a file that cannot be read as
     such raises ``ValueError`` naming it."""
     if not os.path.exists(path):
         return None
@@ -309,23 +309,24 @@ def runtime_recheck(records: list[dict], path: str | os.PathLike, paper_times: M
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"runtime recheck file {path} is not a runtime recheck ({e})") from None
     later = {(r["target"], r["iterations"], r["size"], r["trials"]): r for r in rows}
-    pairs = []
+    pairs, dates = [], set()
     for rec in records:
-        c = rec["config"]
+        c, then = rec["config"], rec["result"]["seconds_per_trial"]
         again = later.get((c["target"], c["iterations"], c["size"], c["trials"]))
-        if rec["shown"] != "paper" or again is None:
+        # only a measurement taken beside this very stored cell (not one it replaced)
+        if rec["shown"] != "paper" or again is None or again["stored_seconds_per_trial"] != then:
             continue
         paper = paper_times[c["target"]][c["iterations"]][c["size"]]
-        pairs.append((rec["result"]["seconds_per_trial"], again["seconds_per_trial"], paper))
+        pairs.append((then, again["seconds_per_trial"], paper))
+        dates.add(rec["provenance"]["date"])
     if not pairs:
         return None
     slower = [now / then for then, now, _ in pairs]
     then_x = [p / then for then, _, p in pairs]
     now_x = [p / now for _, now, p in pairs]
-    dates = sorted({rec["provenance"]["date"] for rec in records if rec["shown"] == "paper"})
     return (
         f"Measured again on {when} ({machine}), {len(pairs)} of these cells took "
         f"{min(slower):.1f}-{max(slower):.1f} times as long per trial as when stored "
-        f"({', '.join(dates)}): against the paper {min(now_x):.1f}-{max(now_x):.1f}x "
+        f"({', '.join(sorted(dates))}): against the paper {min(now_x):.1f}-{max(now_x):.1f}x "
         f"instead of {min(then_x):.1f}-{max(then_x):.1f}x."
     )

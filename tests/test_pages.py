@@ -336,6 +336,9 @@ def test_runtime_recheck_compares_the_stored_cells_with_the_later_measurement(tm
     assert text.endswith("against the paper 10.0-10.0x instead of 12.0-20.0x.")
     assert pages.runtime_recheck(records, tmp_path / "missing.json", paper_times) is None
     assert pages.runtime_recheck(records[2:], path, paper_times) is None
+    # a stored cell computed again after the recheck is not compared with it
+    records[1]["result"]["seconds_per_trial"] = 0.4
+    assert "1 of these cells took 2.0-2.0 times" in pages.runtime_recheck(records, path, paper_times)
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"rows": []}', '{"provenance": {"date": "d", "machine": "m"}, '
