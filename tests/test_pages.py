@@ -305,7 +305,6 @@ def test_where_from_counts_stored_and_computed_cells():
     assert "trials" not in pages.where_from(records, "Cells", trials=False)
 
 
-
 def _runtime_record(shown, target, iterations, size, seconds, date="2026-11-29"):
     config = {"target": target, "iterations": iterations, "size": size, "trials": 8, "inner_lr": 0.1}
     return {"shown": shown, "config": config, "result": {"seconds_per_trial": seconds},
@@ -349,6 +348,7 @@ def test_a_broken_runtime_recheck_file_is_named(tmp_path, content):
     path.write_text(content)
     with pytest.raises(ValueError, match="recheck.json is not a runtime recheck"):
         pages.runtime_recheck([_runtime_record("paper", "query", 50, 3, 0.1)], path, {})
+
 
 def test_the_parameter_line_lists_the_checked_values_in_order():
     values = pages.parameters({"profile": "quick", "ways": None, "stages": "0, 20"}, ["profile", "ways", "stages"])
