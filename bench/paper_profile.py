@@ -10,7 +10,10 @@ a task shape carries its training time and the others do not; together they coun
     python bench/paper_profile.py [--root results] [--profile paper] [--budget-hours 6]
 
 Measure it on the target machine: ``make paper`` (2 CPU cores: ``MAMLPRIV_THREADS=2``),
-then this script.
+then this script. The "stored on" column gives the dates the cells were computed: a shared
+machine can run at another speed on another day (``bench/attack_runtime.py --stored``
+measures the runtime cells again beside the stored ones), so sums over cells of different
+days are only as comparable as those days.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ def summary(profile: str, root: str) -> list[dict]:
         done = runner.load(e, profile, root, missing_ok=True)
         secs = [r["seconds"] for r in done]
         machines = sorted({r.get("provenance", {}).get("machine", "?") for r in done})
+        dates = sorted({r.get("provenance", {}).get("date", "?") for r in done})
         mean = statistics.fmean(secs) if secs else float("nan")
         rows.append(
             {
@@ -38,6 +42,7 @@ def summary(profile: str, root: str) -> list[dict]:
                 "max_s": max(secs, default=float("nan")),
                 "estimate_h": (sum(secs) + mean * (len(e.cells) - len(done))) / 3600 if secs else float("nan"),
                 "machines": "; ".join(machines),
+                "dates": " to ".join(dict.fromkeys([dates[0], dates[-1]])) if dates else "-",
             }
         )
     return rows
@@ -50,12 +55,15 @@ def main() -> None:
     ap.add_argument("--budget-hours", type=float, default=6.0, help="the bound to compare the total with")
     args = ap.parse_args()
     rows = summary(args.profile, args.root)
-    print(f"{'experiment':<28}{'cells':>11}{'hours':>8}{'median s':>10}{'max s':>9}{'all (est.) h':>14}  machine")
+    print(
+        f"{'experiment':<28}{'cells':>11}{'hours':>8}{'median s':>10}{'max s':>9}{'all (est.) h':>14}"
+        f"  {'stored on':<24}  machine"
+    )
     for r in rows:
         est = f"{r['estimate_h']:14.2f}" if r["done"] else f"{'-':>14}"
         print(
             f"{r['experiment']:<28}{r['done']:>5}/{r['cells']:<5}{r['hours']:>8.2f}{r['median_s']:>10.1f}"
-            f"{r['max_s']:>9.1f}{est}  {r['machines']}"
+            f"{r['max_s']:>9.1f}{est}  {r['dates']:<24}  {r['machines']}"
         )
     done_h = sum(r["hours"] for r in rows)
     complete = all(r["done"] == r["cells"] for r in rows)
