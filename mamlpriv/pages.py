@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from . import catalog, checks
+from . import cells as _cells  # from_config looked up at call time (tests register demo cells)
 from .cells import Cell, LearningCell, MembershipCell, RuntimeCell
 from .defenses import defence_point
 from .runner import PROFILES, Experiment, load, run
@@ -71,9 +72,7 @@ POINT_KEYS: dict[str, Callable[[Any], tuple]] = {
 
 def point(experiment_name: str, config: Mapping) -> tuple:
     """The point of a stored cell's configuration in ``experiment_name``."""
-    from .cells import from_config
-
-    return POINT_KEYS[experiment_name](from_config(dict(config)))
+    return POINT_KEYS[experiment_name](_cells.from_config(dict(config)))
 
 
 # knobs that change what a cell measures but not its point (POINT_KEYS): trials, the length
@@ -113,19 +112,17 @@ def shown(
         return records(own, profile)
     if profile == "paper" and not knobs:
         return records(paper, "paper")
-    stored = {
-        point(experiment_name, r["config"]): dict(r, shown="paper") for r in load(paper, "paper", root, missing_ok=True)
-    }
-    if any(knobs.get(k) is not None for k in MEASURES):  # measured otherwise: only the same cell stands in
-        from .cells import from_config
-
-        asked = {key(c): c for c in own.cells}
-        stored = {pt: r for pt, r in stored.items() if pt in asked and from_config(dict(r["config"])) == asked[pt]}
+    parsed = {}  # point -> (cell, record) of the stored paper cells, each config parsed once
+    for r in load(paper, "paper", root, missing_ok=True):
+        c = _cells.from_config(dict(r["config"]))
+        parsed[key(c)] = (c, dict(r, shown="paper"))
+    asked = {key(c): c for c in own.cells}
+    exact = any(knobs.get(k) is not None for k in MEASURES)  # measured otherwise: only the same cell stands in
+    stored = {pt: r for pt, (c, r) in parsed.items() if not exact or asked.get(pt) == c}
     need = Experiment(own.name, tuple(c for c in own.cells if key(c) not in stored), own.parallel)
     computed = records(need, profile) if need.cells else []
     if knobs:
-        wanted = {key(c) for c in own.cells}
-        return [r for pt, r in stored.items() if pt in wanted] + computed
+        return [r for pt, r in stored.items() if pt in asked] + computed
     return list(stored.values()) + computed
 
 
